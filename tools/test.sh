@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# README command (b): set up if needed, then run every default test —
+# notebook cells (nbdev-test), pytest, and the export/clean sync check.
+# Slow tests run separately: `nbdev-test --flags slow` and `pytest -m slow`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+export PATH="$PWD/.venv/bin:$PATH" PYTHONHASHSEED=0 MPLBACKEND=Agg
+echo "== nbdev-test"
+nbdev-test --n-workers 2 --timing
+echo "== pytest"
+set +e; pytest -q; rc=$?; set -e
+# pytest exits 5 when no test was collected: not a failure of the suite
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then exit "$rc"; fi
+echo "== sync check: nbdev-export && nbdev-clean && git diff --exit-code"
+nbdev-export && nbdev-clean && git diff --exit-code -- nbs hpe_pretrain
+echo "all checks passed"
