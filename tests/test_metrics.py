@@ -1,0 +1,114 @@
+"Reference checks of hpe_pretrain.metrics / hpe_pretrain.evaluate against plain NumPy written from the definitions (formats.md §3)."
+import numpy as np
+import pytest
+import torch
+
+from hpe_pretrain.metrics import mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_JOINT_GROUPS
+from hpe_pretrain.evaluate import evaluate_h36m, evaluate_3dhp, is_skipped, predict_sequence, H36M_ACTIONS
+
+
+def ref_p_mpjpe_frame(pred, gt):
+    "The reference p_mpjpe steps for one (J, 3) frame: X = gt, Y = pred."
+    muX, muY = gt.mean(0), pred.mean(0)
+    X0, Y0 = gt - muX, pred - muY
+    nX, nY = np.sqrt((X0 ** 2).sum()), np.sqrt((Y0 ** 2).sum())
+    X0, Y0 = X0 / nX, Y0 / nY
+    U, s, Vt = np.linalg.svd(X0.T @ Y0)
+    V = Vt.T
+    R = V @ U.T
+    if np.linalg.det(R) < 0:
+        V[:, -1] *= -1; s[-1] *= -1
+        R = V @ U.T
+    a = s.sum() * nX / nY
+    t = muX - a * muY @ R
+    return np.linalg.norm(a * pred @ R + t - gt, axis=-1).mean()
+
+
+@pytest.fixture
+def poses():
+    rng = np.random.default_rng(42)
+    g = rng.normal(size=(3, 7, 17, 3)) * 250
+    return g + rng.normal(size=g.shape) * 30, g
+
+
+def test_mpjpe_nmpjpe_reference(poses):
+    p, g = poses
+    frames = [(p[b, t], g[b, t]) for b in range(3) for t in range(7)]
+    assert abs(mpjpe(p, g) - np.mean([np.linalg.norm(a - b, axis=1).mean() for a, b in frames])) < 1e-6
+    ref_n = [np.linalg.norm((a * b).sum() / (a * a).sum() * a - b, axis=1).mean() for a, b in frames]
+    np.testing.assert_allclose(n_mpjpe(p, g, reduce=False).ravel(), ref_n, atol=1e-6)
+
+
+def test_p_mpjpe_reference_and_invariance(poses):
+    p, g = poses
+    ref = [ref_p_mpjpe_frame(p[b, t], g[b, t]) for b in range(3) for t in range(7)]
+    np.testing.assert_allclose(p_mpjpe(p, g, reduce=False).ravel(), ref, atol=1e-6)
+    th = 0.7
+    R = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]])
+    assert p_mpjpe(1.7 * g @ R.T + [100., -50., 3000.], g) < 1e-6
+    assert n_mpjpe(0.6 * g, g) < 1e-6
+
+
+def test_mpjve_reference(poses):
+    p, g = poses
+    ref = np.mean([np.mean(np.linalg.norm(np.diff(p[b], axis=0) - np.diff(g[b], axis=0), axis=-1)) for b in range(3)])
+    assert abs(mpjve(p, g) - ref) < 1e-6
+
+
+def test_pck_auc_reference(poses):
+    p, g = (x[0] * 0.4 for x in poses)
+    P, G = p - p[:, 14:15], g - g[:, 14:15]
+    err = np.linalg.norm(P - G, axis=-1)[:, :14]
+    assert abs(pck3d(p, g) - 100 * (err < 150).mean()) < 1e-9
+    assert abs(auc3d(p, g) - np.mean([100 * (err < t).mean() for t in np.arange(0, 151, 5)])) < 1e-9
+    tab = pck_table(p, g)
+    for name, js in MPI_JOINT_GROUPS.items():
+        e = np.linalg.norm(P - G, axis=-1)[:, list(js)]
+        assert abs(tab[name]['PCK'] - 100 * (e < 150).mean()) < 1e-9
+    tot = sum(tab[k]['PCK'] * len(js) for k, js in MPI_JOINT_GROUPS.items()) / 14
+    assert abs(tab['Total']['PCK'] - tot) < 1e-9
+
+
+def test_perfect_and_strict():
+    g = np.random.default_rng(0).integers(-900, 900, size=(5, 17, 3)).astype(float)
+    assert mpjpe(g, g) == 0 and pck3d(g, g) == 100
+    assert abs(auc3d(g, g) - 30 / 31 * 100) < 1e-12
+    off = g.copy(); off[:, :14, 1] += 150.
+    assert pck3d(off, g) == 0
+
+
+def test_numpy_torch_agree(poses):
+    p, g = poses
+    for f in (mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d):
+        assert abs(f(torch.tensor(p), torch.tensor(g)).item() - float(f(p, g))) < 1e-6, f.__name__
+
+
+def test_aggregation_textbook():
+    rng = np.random.default_rng(1)
+    ga, gb = rng.normal(size=(10, 5, 3)), rng.normal(size=(30, 5, 3))
+    P = {'S9/Eating 1/c': ga + [10., 0, 0], 'S11/Posing/c': gb + [0, 50., 0]}
+    G = {'S9/Eating 1/c': ga, 'S11/Posing/c': gb}
+    assert abs(evaluate_h36m(P, G, root=None).summary['MPJPE'] - 30) < 1e-9
+    assert abs(evaluate_h36m(P, G, root=None, aggregation='frame-wise').summary['MPJPE'] - 40) < 1e-9
+
+
+def test_skip_list_exact():
+    s9 = [f'{a} 1' for a in H36M_ACTIONS] + [('Discussion 2' if a == 'Discussion' else a) for a in H36M_ACTIONS]
+    assert sorted(a for a in s9 if is_skipped('S9', a)) == ['Greeting', 'SittingDown', 'Waiting 1']
+    G = {f'{s}/{a}/{c}': np.zeros((2, 17, 3)) for s in ('S9', 'S11') for a in s9 for c in 'abcd'}
+    r = evaluate_h36m(G, G, skip_list=True)
+    assert sorted(r.settings['skipped']) == sorted(f'S9/{a}/{c}' for a in ('Greeting', 'SittingDown', 'Waiting 1') for c in 'abcd')
+
+
+def test_predict_sequence_identity():
+    x = np.random.default_rng(2).normal(size=(100, 17, 3)).astype(np.float32)
+    perm = (0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13)
+    for kw in (dict(clip_len=27), dict(clip_len=27, stride=7), dict(clip_len=243), dict(clip_len=27, stride=9, flip_tta=True, flip_perm=perm)):
+        np.testing.assert_array_equal(predict_sequence(lambda b: b, x, **kw), x)
+
+
+def test_3dhp_valid_frames_only():
+    g = np.random.default_rng(3).normal(size=(10, 17, 3)) * 300
+    p = g.copy(); p[5:] += np.where(np.arange(17) < 14, 1000., 0.)[:, None]  # invalid frames are way off
+    r = evaluate_3dhp({'TS1/a/0': p}, {'TS1/a/0': g}, valid={'TS1/a/0': np.r_[np.ones(5), np.zeros(5)]})
+    assert r.summary['PCK'] == 100 and r.summary['frames'] == 5
