@@ -27,7 +27,8 @@ def test_fit_quick_outputs(quick):
     out, r, secs = quick
     run_dir = out/'quick'
     for f in ('config.yaml', 'models/pretrain_best.pth', 'models/finetune_last.pth', 'logs/finetune_history.csv',
-              'results/finetune/results.json', 'results/finetune/per_action.csv', 'results/summary.json'):
+              'results/finetune/results.json', 'results/finetune/per_action.csv', 'results/summary.json',
+              'results/finetune/samples.npz', 'results/report.html'):
         assert (run_dir/f).exists(), f
     events = list((run_dir/'logs'/'tb'/'finetune').glob('events.out.tfevents.*'))
     assert events, 'no TensorBoard events'

@@ -15,6 +15,7 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then exit "$rc"; fi
 echo "== sync check: nbdev-export && nbdev-clean && git diff --exit-code"
 nbdev-export && nbdev-clean && git diff --exit-code -- nbs hpe_pretrain
 python tools/readme.py --check
+python tools/sidebar.py --check
 untracked=$(git status --porcelain --untracked-files=all -- nbs hpe_pretrain)
 if [ -n "$untracked" ]; then echo "generated files not committed:"; echo "$untracked"; exit 1; fi
 echo "all checks passed"
