@@ -2,6 +2,14 @@
 
 Modules:
 
-- `hpe_pretrain.train.callbacks`: Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard, CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop."""
+- `hpe_pretrain.cli`: One console script for the whole pipeline: `prepare` datasets into the pose cache, `fit` (pretrain → finetune → evaluate) from YAML configs, `eval` a checkpoint with the published protocols.
+- `hpe_pretrain.data.camera`: A `Camera` (world->camera extrinsics in metres, H36M-style lens distortion), projection and screen normalisation; the camera files (H36M `metadata.xml`, 3DHP `camera.calibration`) are in `data.camera_files`.
+- `hpe_pretrain.data.camera_files`: Read and write the camera files of the datasets: Human3.6M's `metadata.xml` (all 11 subjects x 4 cameras in one `w0` vector) and MPI-INF-3DHP's `camera.calibration` (Skeletool V1.0), as `Camera`s.
+- `hpe_pretrain.train.callbacks`: Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard, CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop.
+- `hpe_pretrain.train.learner`: The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
+- `hpe_pretrain.train.pipeline`: `fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the only place besides the CLI that reads configuration.
+- `hpe_pretrain.transforms.augment`: Horizontal flip (and flip test-time augmentation), rotation about the vertical axis with scale, 2D jitter: batch transforms in torch, on whatever device the batch lives on.
+- `hpe_pretrain.transforms.corrupt`: The 2D-input corruptions of the pretraining objectives (MotionBERT's noisy, masked 2D; P-STMO's masked pose modelling) as configurable batch transforms that report their masks.
+- `hpe_pretrain.viz.report`: Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run."""
 
 __version__ = "0.0.1"

@@ -5,8 +5,8 @@ import pytest
 
 from hpe_pretrain.data.cache import PoseCache, write_cache
 from hpe_pretrain.data.mpi_inf_3dhp import (
-    VNECT_CAMERAS, detect_3dhp_format, iter_3dhp, read_3dhp_annot, read_3dhp_test_annot, write_3dhp_sequence,
-    write_3dhp_test_annot, write_pstmo_npz_test, write_pstmo_npz_train)
+    VNECT_CAMERAS, read_3dhp_annot, read_3dhp_test_annot, write_3dhp_sequence, write_3dhp_test_annot)
+from hpe_pretrain.data.mpi_inf_3dhp_files import detect_3dhp_format, iter_3dhp, write_pstmo_npz_test, write_pstmo_npz_train
 
 MPI17_FROM_28 = [7, 5, 14, 15, 16, 9, 10, 11, 23, 24, 25, 18, 19, 20, 4, 3, 6]  # formats.md §4
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from hpe_pretrain.data.camera import (
-    H36M_CAMERA_IDS, H36M_RESOLUTION, H36M_SUBJECTS, Camera, h36m_like_cameras, look_at, project,
+    H36M_CAMERA_IDS, H36M_RESOLUTION, H36M_SUBJECTS, Camera, h36m_like_cameras, look_at, project)
+from hpe_pretrain.data.camera_files import (
     read_3dhp_calibration, read_h36m_metadata, write_3dhp_calibration, write_h36m_metadata)
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from hpe_pretrain.data.cache import PoseCache, write_cache
-from hpe_pretrain.data.camera import H36M_CAMERA_IDS, h36m_like_cameras, write_h36m_metadata
+from hpe_pretrain.data.camera import H36M_CAMERA_IDS, h36m_like_cameras
+from hpe_pretrain.data.camera_files import write_h36m_metadata
 from hpe_pretrain.data.h36m import (canonical_action, h36m_sequences, read_h36m_mapping, write_h36m_cdf,
                                     write_h36m_raw)
 from hpe_pretrain.data.h36m_files import (detect_h36m_format, iter_h36m, write_motionbert_pkl, write_vp3d_npz_2d,

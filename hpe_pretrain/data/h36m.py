@@ -15,7 +15,8 @@ import numpy as np
 import cdflib
 from cdflib.cdfwrite import CDF as _CDFWriter
 from .skeleton import convert_joints, get_skeleton
-from .camera import Camera, H36M_CAMERA_IDS, H36M_RESOLUTION, read_h36m_metadata, write_h36m_metadata
+from .camera import Camera, H36M_CAMERA_IDS, H36M_RESOLUTION
+from .camera_files import read_h36m_metadata, write_h36m_metadata
 from .cache import PoseSequence
 
 # %% auto #0

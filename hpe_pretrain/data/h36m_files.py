@@ -13,7 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 import numpy as np
 import h5py
-from .camera import Camera, H36M_CAMERA_IDS, H36M_RESOLUTION, read_h36m_metadata
+from .camera import Camera, H36M_CAMERA_IDS, H36M_RESOLUTION
+from .camera_files import read_h36m_metadata
 from .cache import PoseSequence
 from .h36m import (H36M_ACTION_IDS, H36M_EXCLUDED, H36M_EXCLUDED_IDS, H36M_POSE_SUBJECTS, canonical_action,
     find_h36m_metadata, iter_h36m_raw, make_h36m_sequence, read_h36m_mapping)

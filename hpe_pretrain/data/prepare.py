@@ -13,7 +13,7 @@ from types import MappingProxyType
 from .cache import write_cache, PoseCache, fingerprint, cache_is_fresh
 from .h36m import H36M_TRAIN_SUBJECTS, H36M_TEST_SUBJECTS
 from .h36m_files import iter_h36m, detect_h36m_format, H36M_FORMATS
-from .mpi_inf_3dhp import iter_3dhp, detect_3dhp_format, MPI_INF_3DHP_FORMATS
+from .mpi_inf_3dhp_files import iter_3dhp, detect_3dhp_format, MPI_INF_3DHP_FORMATS
 from .synthetic import write_synthetic_h36m, write_synthetic_3dhp
 
 # %% auto #0

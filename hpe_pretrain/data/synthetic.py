@@ -62,7 +62,7 @@ def synthetic_3dhp_cameras(seed: int = 0, # rig seed
     return out
 
 # %% ../../nbs/00f_data.synthetic.ipynb #443f0d10
-from .camera import write_h36m_metadata
+from .camera_files import write_h36m_metadata
 from .h36m import write_h36m_cdf, H36M_ACTION_IDS, H36M_POSE_SUBJECTS
 
 _RAW_WORD = MappingProxyType({'Photo': 'TakingPhoto', 'WalkDog': 'WalkingDog'})

@@ -47,10 +47,6 @@ class RandomBatchTransform(Transform):
 
     def __getstate__(self): return {**self.__dict__, '_gens': {}}  # generators are not pickled (Learner.export)
 
-def _uniform(shape: tuple, lo: float, hi: float, g: torch.Generator | None, like: Tensor) -> Tensor:
-    "Uniform draws in [lo, hi) with `like`'s device and floating dtype."
-    return torch.rand(shape, generator=g, device=like.device, dtype=like.dtype) * (hi - lo) + lo
-
 # %% ../../nbs/01b_transforms.augment.ipynb #4666cdbe
 def _perm(flip_perm: Sequence[int] | Tensor | Skeleton | str, # permutation, or the skeleton (name) that defines it
           device: torch.device) -> Tensor:
@@ -113,9 +109,10 @@ def flip_batch(b: dict, # loader batch dict (optionally normalised)
         y = _gather_joints(b[k], idx, b[k].shape[-1])
         y[..., 0].mul_(_per_sample(torch.where(sel, -1., 1.).to(y.dtype), y.ndim - 1))
         return y
-    if 'kp2d' in b:  # u -> w - u
-        y = mirrored('kp2d')
-        y[..., 0].add_(_wh(b['size'], y)[0] * _per_sample(sel, y.ndim - 1))
+    if 'kp2d' in b:  # u -> w - u: joints permuted, then channel 0 mirrored in one pass
+        y = _gather_joints(b['kp2d'], idx, 2)
+        sign = _per_sample(torch.where(sel, -1., 1.).to(y.dtype), y.ndim - 1)
+        torch.addcmul(_wh(b['size'], y)[0] * _per_sample(sel, y.ndim - 1), y[..., 0], sign, out=y[..., 0])
         out['kp2d'] = y
     for k in ('x2d', 'x', 'j3d', 'y3d'):
         if k in b: out[k] = mirrored(k)
@@ -230,9 +227,9 @@ class RandomRotateScale(RandomBatchTransform):
 
     def encodes(self, b: dict) -> dict:
         ref = b['j3d']
-        g, B = self.generator(ref.device), ref.shape[0]
-        angle = _uniform((B,), -self.max_angle, self.max_angle, g, ref)
-        return rotate_scale_batch(b, angle, _uniform((B,), *self.scale, g, ref), self.root)
+        u = torch.rand(2, ref.shape[0], generator=self.generator(ref.device), device=ref.device, dtype=ref.dtype)  # one draw
+        angle = (u[0] * 2 - 1) * self.max_angle
+        return rotate_scale_batch(b, angle, u[1] * (self.scale[1] - self.scale[0]) + self.scale[0], self.root)
 
 # %% ../../nbs/01b_transforms.augment.ipynb #618b9247
 def jitter_batch(b: dict, # batch dict with kp2d and/or x2d / x
@@ -241,14 +238,20 @@ def jitter_batch(b: dict, # batch dict with kp2d and/or x2d / x
                 ) -> dict: # new dict, jittered 2D
     "Add a 2D displacement (in px or normalised units) consistently to every 2D representation of a batch."
     if units not in ('px', 'norm'): raise ValueError(f"jitter units: expected 'px' or 'norm', got {units!r}")
-    out, w = dict(b), None
-    if 'size' in b: w = _wh(b['size'], noise)[0][..., None]
-    if units == 'px': px, nrm = noise, (None if w is None else noise * (2 / w))
-    else: px, nrm = (None if w is None else noise * (w / 2)), noise
-    if 'kp2d' in b and px is not None: out['kp2d'] = b['kp2d'] + px
-    if 'x2d' in b: out['x2d'] = b['x2d'] + nrm
-    if 'x' in b:
-        out['x'] = b['x'].clone(); out['x'][..., :2].add_(nrm)
+    out = dict(b)
+    w = _wh(b['size'], noise)[0][..., None] if 'size' in b else None
+    def conv(to_px: bool) -> Tensor | None:  # the noise in the other unit, computed only when a key needs it
+        return None if w is None else noise * ((w / 2) if to_px else (2 / w))
+    if 'kp2d' in b:
+        px = noise if units == 'px' else conv(True)
+        if px is not None: out['kp2d'] = b['kp2d'] + px
+    if 'x2d' in b or 'x' in b:
+        nrm = noise if units == 'norm' else conv(False)
+        if nrm is None: raise ValueError("jitter_batch: px noise needs 'size' to move the normalised 'x2d' / 'x'")
+        if 'x2d' in b: out['x2d'] = b['x2d'] + nrm
+        if 'x' in b:  # channel by channel: no (..., 2)-wide inner loops
+            x = out['x'] = b['x'].clone()
+            for c in range(2): x[..., c].add_(nrm[..., c])
     return out
 
 class RandomJitter2D(RandomBatchTransform):
@@ -266,5 +269,5 @@ class RandomJitter2D(RandomBatchTransform):
 
     def encodes(self, b: dict) -> dict:
         ref = b['kp2d'] if 'kp2d' in b else b['x']
-        noise = torch.randn(*ref.shape[:-1], 2, generator=self.generator(ref.device), device=ref.device, dtype=ref.dtype)
-        return jitter_batch(b, noise.mul_(self.std), self.units)
+        noise = ref.new_empty(*ref.shape[:-1], 2).normal_(0, self.std, generator=self.generator(ref.device))
+        return jitter_batch(b, noise, self.units)

@@ -22,10 +22,9 @@ __all__ = ['H36M17_NOISE_STD', 'masked_entries', 'apply_masks', 'random_frame_ma
 def masked_entries(b: dict, # batch dict with 'x' and optionally 'mask_frames' / 'mask_joints'
                   ) -> Tensor: # (B, T, J) bool, True where the input entry is masked
     "Union of the frame and joint masks of a batch."
-    m = torch.zeros(b['x'].shape[:-1], dtype=torch.bool, device=b['x'].device)
-    if 'mask_joints' in b: m = m | b['mask_joints']
-    if 'mask_frames' in b: m = m | b['mask_frames'][..., None]
-    return m
+    shape, mj, mf = b['x'].shape[:-1], b.get('mask_joints'), b.get('mask_frames')
+    if mf is None: return torch.zeros(shape, dtype=torch.bool, device=b['x'].device) if mj is None else mj.expand(shape).clone()
+    return mf[..., None].expand(shape).clone() if mj is None else mj | mf[..., None]
 
 def apply_masks(b: dict, # batch dict with 'x' (B, T, J, 3)
                 mask_frames: Tensor | None = None, # (B, T) bool, whole frames to mask
@@ -36,8 +35,11 @@ def apply_masks(b: dict, # batch dict with 'x' (B, T, J, 3)
     out = dict(b)
     if mask_frames is not None: out['mask_frames'] = mask_frames | b['mask_frames'] if 'mask_frames' in b else mask_frames
     if mask_joints is not None: out['mask_joints'] = mask_joints | b['mask_joints'] if 'mask_joints' in b else mask_joints
-    m, x = masked_entries(out), (b['x'] if inplace else b['x'].clone())
-    for c in range(x.shape[-1]): x[..., c].masked_fill_(m, 0.)  # per channel: long inner loops (CPU speed)
+    x, keep = b['x'], ~masked_entries(out)
+    keep = keep.to(x.dtype)  # multiplying by a 0/1 mask is vectorised, unlike masked_fill (x is finite: the cache checks)
+    if inplace:
+        for c in range(x.shape[-1]): x[..., c].mul_(keep)   # per channel: long inner loops (CPU speed)
+    else: x = x * keep[..., None]
     out['x'] = x
     return out
 
@@ -103,19 +105,17 @@ def detector_noise(shape: tuple, # (B, T, J) of the poses to perturb
                    outlier_scale: float = 5.0, # outliers are uniform in +-outlier_scale*std per axis
                    jitter_std: float = 0.002, # per-frame i.i.d. Gaussian jitter (normalised units)
                    generator: torch.Generator | None = None, # generator on std's device (None -> global)
-                  ) -> Tensor: # (B, T, J, 2) displacement, normalised units
+                  ) -> Tensor: # (B, T, J, 2) displacement, normalised units (a view of channel-first memory)
     "Smooth detector-like 2D noise: Gaussian/uniform mixture at keyframes, interpolated, plus jitter."
     B, T, J = shape
-    K = (T - 1) // keyframe_every + 2
-    kw = dict(generator=generator, device=std.device, dtype=std.dtype)
-    s = std[:, None]
-    gauss = torch.randn(B, K, J, 2, **kw) * s
-    unif = (torch.rand(B, K, J, 2, **kw) * 2 - 1) * (outlier_scale * s)
-    key = torch.where(torch.rand(B, K, J, 1, **kw) < p_uniform, unif, gauss)
-    pos = torch.arange(T, device=std.device, dtype=std.dtype) / keyframe_every   # keyframe coordinate of each frame
-    i0 = pos.floor().long()
-    smooth = torch.lerp(key.index_select(1, i0), key.index_select(1, i0 + 1), (pos - i0)[:, None, None])
-    return smooth.add_(torch.randn(B, T, J, 2, **kw), alpha=jitter_std)      # + per-frame jitter
+    e = keyframe_every; S = -(-T // e); K = S + 1       # S segments of e frames between K keyframes (K = (T-1)//e + 2)
+    dd = dict(device=std.device, dtype=std.dtype)
+    u = torch.rand(3, B, K, J, generator=generator, **dd)  # uniform outliers (x, y) and the mixture choice, one draw
+    key = torch.where(u[2] < p_uniform, (u[:2] * 2 - 1) * (outlier_scale * std), torch.randn(2, B, K, J, generator=generator, **dd) * std)
+    # channel first; frame s*e + r lies between keyframes s and s+1: key[s] + (key[s+1] - key[s]) * r/e, plus jitter
+    n = torch.empty(2, B, S, e, J, **dd).normal_(0, jitter_std, generator=generator)
+    n.add_(key[:, :, :S, None]).addcmul_(key.diff(dim=2)[:, :, :, None], torch.arange(e, **dd)[:, None] / e)
+    return n.view(2, B, S * e, J)[:, :, :T].movedim(0, -1)
 
 def noise_confidence(noise: Tensor, # (..., J, 2) displacement
                      std: Tensor, # (J,) per-joint std
@@ -159,12 +159,11 @@ class MotionBERTCorrupt(RandomBatchTransform):
         g = self.generator(x.device)
         noise = detector_noise((B, T, J), std, self.keyframe_every, self.p_uniform, self.outlier_scale, self.jitter_std, g)
         out = torch.empty_like(x)                          # x + noise, confidence * synthetic confidence
-        torch.add(x[..., :2], noise, out=out[..., :2])
+        for c in range(2): torch.add(x[..., c], noise[..., c], out=out[..., c])  # per channel: long inner loops (CPU)
         torch.mul(x[..., 2], noise_confidence(noise, std, self.conf_scale), out=out[..., 2])
         if x.shape[-1] > 3: out[..., 3:] = x[..., 3:]
-        mj = torch.rand(B, T, J, generator=g, device=x.device) < self.joint_ratio
-        mf = torch.rand(B, T, generator=g, device=x.device) < self.frame_ratio
-        return apply_masks(dict(b, x=out), mf, mj, inplace=True)
+        u = torch.rand(B, T, J + 1, generator=g, device=x.device)  # joint masks and (last column) frame masks, one draw
+        return apply_masks(dict(b, x=out), u[..., J] < self.frame_ratio, u[..., :J] < self.joint_ratio, inplace=True)
 
     def __getstate__(self): return {**super().__getstate__(), '_stds': {}}
 
@@ -202,9 +201,14 @@ class PSTMOMask(RandomBatchTransform):
         dev, g = b['x'].device, self.generator(b['x'].device)
         mf = random_frame_mask(B, T, self.n_masked(T), g, dev)
         key, k = (str(dev), J), self.joints_per_frame
-        if key not in self._tables:  # all k-subsets of J joints, built once per device when small enough
-            self._tables[key] = _subset_table(J, k, dev) if math.comb(J, k) * J <= 1 << 20 else None
-        mj = random_joint_mask(B, T, J, k, g, dev, table=self._tables[key]).logical_and_(~mf[..., None])
+        if key not in self._tables:  # all k-subsets of J joints + an empty last row, built once per device when small enough
+            self._tables[key] = torch.cat([_subset_table(J, k, dev), torch.zeros(1, J, dtype=torch.bool, device=dev)]) \
+                                if math.comb(J, k) * J <= 1 << 20 else None
+        tab = self._tables[key]
+        if tab is None: mj = random_joint_mask(B, T, J, k, g, dev).logical_and_(~mf[..., None])
+        else:  # one k-subset per frame; masked frames take the empty row (spatial masks only on visible frames)
+            pick = torch.randint(len(tab) - 1, (B, T), generator=g, device=dev).masked_fill_(mf, len(tab) - 1)
+            mj = tab.index_select(0, pick.view(-1)).view(B, T, J)
         return apply_masks(b, mf, mj)
 
     def __getstate__(self): return {**super().__getstate__(), '_tables': {}}

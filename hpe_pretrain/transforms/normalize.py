@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from fasttransform import Transform  # the class fastai re-exports as `fastai.basics.Transform`
 from ..data.skeleton import Skeleton, get_skeleton
-from ..data.camera import normalize_screen, denormalize_screen, project
+from ..data.camera import normalize_screen, denormalize_screen, project, _interleave
 
 # %% auto #0
 __all__ = ['normalize_2d', 'denormalize_2d', 'root_relative', 'absolute_3d', 'decode_3d_mm', 'make_input', 'NormalizePose',
@@ -75,7 +75,7 @@ def make_input(x2d: Tensor, # (..., J, 2) normalised screen units
               ) -> Tensor: # (..., J, 3) x, y, confidence
     "Concatenate normalised 2D and confidence into the model input."
     if conf is None: conf = torch.ones_like(x2d[..., 0])
-    return torch.cat([x2d, conf[..., None].to(x2d.dtype)], dim=-1)
+    return _interleave(x2d[..., 0], x2d[..., 1], conf.to(x2d.dtype))  # per-channel copies (CPU: faster than `cat`)
 
 # %% ../../nbs/01a_transforms.normalize.ipynb #e6ff73be
 class NormalizePose(Transform):
