@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" PYTHONHASHSEED=0 MPLBACKEND=Agg
 echo "== nbdev-test"
-nbdev-test --n-workers 2 --timing
+OMP_NUM_THREADS=1 nbdev-test --n-workers 2 --timing  # one thread per worker: tiny test models, 2 cores
 echo "== pytest"
 set +e; pytest -q; rc=$?; set -e
 # pytest exits 5 when no test was collected: not a failure of the suite
