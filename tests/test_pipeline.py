@@ -17,11 +17,11 @@ def run(args, timeout=600, **kw):
 @pytest.fixture(scope='module')
 def quick(tmp_path_factory):
     "One `hpe-pretrain fit --quick` run shared by the tests that inspect its outputs."
-    out = tmp_path_factory.mktemp('quick')
+    cwd = tmp_path_factory.mktemp('quick')
     t0 = time.perf_counter()
-    r = run([HPE, 'fit', '--quick', f'run.out_dir={out}'])
+    r = run([HPE, 'fit', '--quick'], cwd=cwd)   # the default, relative run.out_dir=outputs, as in the README
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return out, r, time.perf_counter() - t0
+    return cwd/'outputs', r, time.perf_counter() - t0
 
 def test_fit_quick_outputs(quick):
     out, r, secs = quick

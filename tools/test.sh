@@ -16,6 +16,6 @@ echo "== sync check: nbdev-export && nbdev-clean && git diff --exit-code"
 nbdev-export && nbdev-clean && git diff --exit-code -- nbs hpe_pretrain
 python tools/readme.py --check
 python tools/sidebar.py --check
-untracked=$(git status --porcelain --untracked-files=all -- nbs hpe_pretrain)
+untracked=$(git ls-files --others --exclude-standard -- nbs hpe_pretrain)
 if [ -n "$untracked" ]; then echo "generated files not committed:"; echo "$untracked"; exit 1; fi
 echo "all checks passed"
