@@ -111,8 +111,7 @@ def main(argv=None):
     enc_line = (f"Encoder transfer: {enc['loaded']} tensors loaded, {enc['missing']} missing, {enc['mismatched']} mismatched."
                 if enc else '')
     stuck = [st for st, k in (('scratch', 'mpjpe_scratch'), ('finetune', 'mpjpe_pretrained')) if h[k] > STUCK_MM]
-    warn = (f"WARNING: {' and '.join(stuck)} did not learn (held-out MPJPE > {STUCK_MM:.0f} mm): the comparison is not "
-            f"valid.\n"
+    warn = (f"WARNING: {' and '.join(stuck)} did not learn (held-out MPJPE > {STUCK_MM:.0f} mm): the comparison is not valid.\n"
             if stuck else '')
     text = f"{setting}\n\n{md}\n\n{verdict}\n{enc_line}\n{warn}"
     print('\n' + text)
