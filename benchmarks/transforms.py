@@ -1,6 +1,7 @@
 """Benchmark: batched torch augmentation + corruption vs the same operations per sample in NumPy.
 
     python benchmarks/transforms.py [--batch 256] [--frames 243] [--repeats 5] [--device cpu|cuda] [--threads N]
+                                    [--no-malloc-tuning]
 
 Prints one row per operation (ms per batch) and the speed-up of the batched torch transforms over a per-sample
 NumPy implementation (what the anchors do inside their Dataset.__getitem__), as `N.Nx`. Timings are the best of
@@ -11,6 +12,11 @@ the torch transforms: float32 random draws (like torch), the radial polynomial i
 computed once per clip length and applied with a BLAS matmul, the squared displacement for the synthetic
 confidence, and the same table of k-joint subsets for P-STMO's spatial masks. The last line times the torch
 random draws alone (the same numbers of normal and uniform variates): no batched implementation beats that floor.
+
+Like `hpe-pretrain fit`, the benchmark first lets glibc keep freed large buffers for reuse
+(`hpe_pretrain.train.pipeline.tune_malloc`); `--no-malloc-tuning` measures with glibc's defaults, where every
+new multi-megabyte tensor of the chain is page-faulted and zeroed by the kernel again (the per-sample NumPy arrays
+are too small to be affected).
 """
 from __future__ import annotations
 import argparse, functools, itertools, time
@@ -20,6 +26,7 @@ from hpe_pretrain.data.skeleton import get_skeleton
 from hpe_pretrain.transforms.normalize import NormalizePose, synth_pose_batch
 from hpe_pretrain.transforms.augment import RandomRotateScale, RandomFlip, RandomJitter2D
 from hpe_pretrain.transforms.corrupt import MotionBERTCorrupt, PSTMOMask, H36M17_NOISE_STD
+from hpe_pretrain.train.pipeline import tune_malloc
 
 # ---------------------------------------------------------------- NumPy per-sample reference
 def np_project(X, intr):
@@ -106,7 +113,9 @@ def main():
     ap.add_argument('--batch', type=int, default=256); ap.add_argument('--frames', type=int, default=243)
     ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--device', default='cpu')
     ap.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1, like the single-threaded NumPy; 0: torch default)')
+    ap.add_argument('--no-malloc-tuning', action='store_true', help="glibc's default thresholds (see the module docstring)")
     a = ap.parse_args()
+    tuned = False if a.no_malloc_tuning else tune_malloc()
     if a.threads: torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
@@ -144,7 +153,7 @@ def main():
             rng.random((T, J + 1), dtype=np.float32); rng.permutation(T); rng.integers(136, size=T)
     rows.append(('random draws alone', timeit(t_draws, a.repeats, sync), timeit(n_draws, a.repeats)))
     print(f"batch ({a.batch}, {a.frames}, 17, 2), device {dev}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, best of {a.repeats}")
+          f"{torch.get_num_threads()} threads, best of {a.repeats}, malloc tuning {'on' if tuned else 'off'}")
     print(f"{'operation':<28}{'torch batch ms':>16}{'numpy per-sample ms':>22}{'speed-up':>10}")
     for name, t, n in rows: print(f"{name:<28}{t:>16.1f}{n:>22.1f}{f'{n / t:.1f}x':>10}")
 
