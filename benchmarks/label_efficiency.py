@@ -88,7 +88,8 @@ def main(argv=None):
     import torch
     torch.set_num_threads(a.threads)
     from hpe_pretrain.config import load_config
-    from hpe_pretrain.train.pipeline import ensure_cache, fit_from_config
+    from hpe_pretrain.train.pipeline import ensure_cache, fit_from_config, tune_malloc
+    tune_malloc()                                                 # like `hpe-pretrain fit` (run.malloc_tuning)
 
     tmp = None if a.out else tempfile.TemporaryDirectory(prefix='label_eff_')
     out = a.out or tmp.name
