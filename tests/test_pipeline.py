@@ -1,5 +1,6 @@
 """End-to-end tests of the `hpe-pretrain` command: the quick main job, eval on both dataset formats, exact resume
-after a kill, the NaN guard, DDP with two processes, and config errors. CPU only; each runs in a subprocess."""
+after a kill, the NaN guard, DDP with two processes, same seed -> same weights with two threads, and config errors.
+CPU only; each runs in a subprocess."""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
