@@ -13,7 +13,7 @@ from typing import Sequence
 # %% auto #0
 __all__ = ['build_parser', 'main']
 
-# %% ../nbs/03g_train.cli.ipynb #ec1e39c9
+# %% ../nbs/03g_train.cli.ipynb #8de4f80d
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -49,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument('--aggregation', default='action-wise', choices=['action-wise', 'frame-wise'])
     pe.add_argument('--flip-tta', action='store_true', help='test-time flip augmentation')
     pe.add_argument('--skip-list', action='store_true', help="drop MotionBERT's three S9 sequences (H36M)")
+    pe.add_argument('--pck-joints', type=int, default=14, choices=(14, 17),
+                    help="3DHP PCK/AUC joints: 14 (the lifting papers' evaluation code) or 17 (the original release)")
     pe.add_argument('--stride', type=int, default=None, help='window stride over test sequences (default: clip length)')
     pe.add_argument('--out', default=None, help='folder for CSV/JSON/Markdown results (default: <run>/results)')
     return p
 
-# %% ../nbs/03g_train.cli.ipynb #14705e64
+# %% ../nbs/03g_train.cli.ipynb #bd6dfe82
 def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.argv[1:])
         ) -> int:
     "Entry point of the `hpe-pretrain` console script; returns the exit code."
@@ -72,8 +74,12 @@ def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.ar
         elif args.command == 'eval':
             from hpe_pretrain.train.pipeline import eval_command
             eval_command(args.checkpoint, args.data, aggregation=args.aggregation, flip_tta=args.flip_tta,
-                         skip_list=args.skip_list, stride=args.stride, out=args.out)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f"hpe-pretrain {args.command}: error: {e}", file=sys.stderr)
+                         skip_list=args.skip_list, stride=args.stride, out=args.out, pck_joints=args.pck_joints)
+    except (ValueError, OSError, KeyError) as e:   # a user error, a bad file, a full disk: one line, no traceback
+        from hpe_pretrain.data.prepare import error_line
+        print(f"hpe-pretrain {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"hpe-pretrain {args.command}: {e.args[0] if e.args else 'interrupted'}", file=sys.stderr)
+        return 130
     return 0

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['MPI_ROOT', 'MPI_JOINT_GROUPS', 'MPI_PCK_JOINTS', 'PCK_THRESHOLD', 'AUC_THRESHOLDS', 'root_relative', 'joint_errors',
-           'mpjpe', 'n_mpjpe', 'procrustes_align', 'p_mpjpe', 'mpjve', 'pck3d', 'auc3d', 'pck_table']
+__all__ = ['MPI_ROOT', 'MPI_JOINT_GROUPS', 'MPI_JOINT_GROUPS_17', 'MPI_PCK_JOINTS', 'PCK_THRESHOLD', 'AUC_THRESHOLDS',
+           'PCK_JOINT_COUNTS', 'root_relative', 'joint_errors', 'mpjpe', 'n_mpjpe', 'procrustes_align', 'p_mpjpe',
+           'mpjve', 'mpi_pck_groups', 'group_joints', 'pck3d', 'auc3d', 'pck_table']
 
 # %% ../nbs/03a_train.metrics.ipynb #a3c82cc2
 def _is_t(x) -> bool: return isinstance(x, torch.Tensor)
@@ -119,14 +120,33 @@ def mpjve(pred:np.ndarray|torch.Tensor, # (..., T, J, 3) predictions, mm, T >= 2
     vp, vg = pred[..., 1:, :, :] - pred[..., :-1, :, :], gt[..., 1:, :, :] - gt[..., :-1, :, :]
     return mpjpe(vp, vg, reduce)
 
-# %% ../nbs/03a_train.metrics.ipynb #dd93610d
+# %% ../nbs/03a_train.metrics.ipynb #d9100c2a
 MPI_ROOT = 14  # pelvis in the mpi17 order
 MPI_JOINT_GROUPS: Mapping[str, tuple[int, ...]] = MappingProxyType({  # mpi17 indices (MATLAB 1-based minus 1)
     'Head': (0,), 'Neck': (1,), 'Shoulder': (2, 5), 'Elbow': (3, 6), 'Wrist': (4, 7),
     'Hip': (8, 11), 'Knee': (9, 12), 'Ankle': (10, 13)})
+MPI_JOINT_GROUPS_17: Mapping[str, tuple[int, ...]] = MappingProxyType({  # the original release: all 17 joints
+    'Head': (0, 16), 'Neck': (1,), 'Shoulder': (2, 5), 'Elbow': (3, 6), 'Wrist': (4, 7), 'Spine': (15,),
+    'Hip': (8, 11, 14), 'Knee': (9, 12), 'Ankle': (10, 13)})
 MPI_PCK_JOINTS: tuple[int, ...] = tuple(sorted(j for g in MPI_JOINT_GROUPS.values() for j in g))  # the 14 joints
 PCK_THRESHOLD = 150.  # mm, strict
 AUC_THRESHOLDS: tuple[float, ...] = tuple(float(t) for t in range(0, 151, 5))  # 0:5:150 mm, 31 values
+
+# %% ../nbs/03a_train.metrics.ipynb #1f73a6a4
+PCK_JOINT_COUNTS: tuple[int, ...] = (14, 17)  # the two conventions, named by their joint count
+
+def mpi_pck_groups(pck_joints:int=14, # 14: the lifting papers' groups (default); 17: the original release
+                  ) -> Mapping[str, tuple[int, ...]]: # read-only {group: mpi17 indices}, in table order
+    "The MPI-INF-3DHP PCK joint groups of one convention."
+    if pck_joints == 14: return MPI_JOINT_GROUPS
+    if pck_joints == 17: return MPI_JOINT_GROUPS_17
+    raise ValueError(f"pck_joints must be one of {PCK_JOINT_COUNTS} (14: the lifting papers' groups, 17: the "
+                     f"original release), got {pck_joints!r}")
+
+def group_joints(groups:Mapping[str, Sequence[int]], # group name -> joint indices
+                ) -> tuple[int, ...]: # the sorted joints of all groups
+    "Every joint counted by a set of PCK groups (their union, sorted)."
+    return tuple(sorted({j for g in groups.values() for j in g}))
 
 # %% ../nbs/03a_train.metrics.ipynb #b49c8288
 def _pck_curve(pred, gt, thresholds:Sequence[float], joints:Sequence[int], root:int|None, fn:str):
@@ -160,7 +180,7 @@ def auc3d(pred:np.ndarray|torch.Tensor, # (..., J, 3) predictions, mm (mpi17 ord
     "Area under the PCK curve over `thresholds` (mean PCK, percent)."
     return _out(_pck_curve(pred, gt, thresholds, joints, root, 'auc3d').mean(axis=(-2, -1)) * 100, reduce)
 
-# %% ../nbs/03a_train.metrics.ipynb #b52a79e5
+# %% ../nbs/03a_train.metrics.ipynb #d22fe9d3
 def pck_table(pred:np.ndarray|torch.Tensor, # (..., J, 3) predictions, mm, mpi17 order
               gt:np.ndarray|torch.Tensor, # (..., J, 3) ground truth, mm
               groups:Mapping[str, Sequence[int]]=MPI_JOINT_GROUPS, # group name -> joint indices
@@ -173,7 +193,7 @@ def pck_table(pred:np.ndarray|torch.Tensor, # (..., J, 3) predictions, mm, mpi17
     thr = tuple(thresholds) + (threshold,)
     out, n_tot, acc = {}, 0, None
     for name, js in groups.items():
-        c = _pck_curve(pred, gt, thr, tuple(js), root, 'pck_table').mean(-3) * 100  # (..., K+1)
+        c = _pck_curve(pred, gt, thr, tuple(js), root, 'pck_table').mean(-2) * 100  # (..., K+1), mean over the group's joints
         out[name] = {'PCK': _out(c[..., -1], reduce), 'AUC': _out(c[..., :-1].mean(-1), reduce), 'joints': len(js)}
         acc = c * len(js) if acc is None else acc + c * len(js); n_tot += len(js)
     tot = acc / n_tot

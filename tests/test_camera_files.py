@@ -47,7 +47,10 @@ def test_h36m_round_trip(metadata, h36m_cams):
 def test_h36m_layout(metadata):
     root = ET.parse(metadata).getroot()
     rows = list(root.find("mapping"))
-    assert len(rows) == 33 and [td.text for td in rows[0]][2:] == list(H36M_SUBJECTS)
+    assert len(rows) == 1 + 32 + 2 and [td.text for td in rows[0]][2:] == list(H36M_SUBJECTS)   # the real layout:
+    assert [td.text for td in rows[-2]][:2] == ["Action", "subaction"]                         # a header of first names,
+    assert [td.text for td in rows[-1]][:2] == [None, None] and rows[-1][2].text.startswith("[")  # then the image sizes
+    assert len(root.find("toffiles")) == 1 + 32
     walkdog = [r for r in rows[1:] if [td.text for td in r][:2] == ["15", "1"]][0]
     assert walkdog[2].text == "WalkingDog 1"
     assert [e.text for e in root.find("dbcameras/index2id")] == list(H36M_CAMERA_IDS)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from hpe_pretrain.metrics import mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_JOINT_GROUPS
+from hpe_pretrain.metrics import (mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_JOINT_GROUPS,
+                                  mpi_pck_groups, group_joints)
 from hpe_pretrain.evaluate import evaluate_h36m, evaluate_3dhp, is_skipped, predict_sequence, H36M_ACTIONS
 
 
@@ -112,3 +113,54 @@ def test_3dhp_valid_frames_only():
     p = g.copy(); p[5:] += np.where(np.arange(17) < 14, 1000., 0.)[:, None]  # invalid frames are way off
     r = evaluate_3dhp({'TS1/a/0': p}, {'TS1/a/0': g}, valid={'TS1/a/0': np.r_[np.ones(5), np.zeros(5)]})
     assert r.summary['PCK'] == 100 and r.summary['frames'] == 5
+
+
+# The two versions of MATLAB's mpii_get_pck_auc_joint_groups.m, 1-based (formats.md, "Added 2026-11-30").
+MATLAB_GROUPS = {14: {'Head': [1], 'Neck': [2], 'Shoulder': [3, 6], 'Elbow': [4, 7], 'Wrist': [5, 8],
+                      'Hip': [9, 12], 'Knee': [10, 13], 'Ankle': [11, 14]},
+                 17: {'Head': [1, 17], 'Neck': [2], 'Shoulder': [3, 6], 'Elbow': [4, 7], 'Wrist': [5, 8],
+                      'Spine': [16], 'Hip': [9, 12, 15], 'Knee': [10, 13], 'Ankle': [11, 14]}}
+
+
+@pytest.mark.parametrize('n', [14, 17])
+def test_pck_conventions_reference(poses, n):
+    p, g = (x[0] * 0.4 for x in poses)
+    err = np.linalg.norm((p - p[:, 14:15]) - (g - g[:, 14:15]), axis=-1)  # MATLAB: root 15 (1-based)
+    thr = np.arange(0, 151, 5)
+    tab = pck_table(p, g, groups=mpi_pck_groups(n))
+    assert list(tab) == list(MATLAB_GROUPS[n]) + ['Total']
+    pck_sum = auc_sum = 0.
+    for name, js in MATLAB_GROUPS[n].items():
+        e = err[:, [j - 1 for j in js]]
+        pck, auc = 100 * (e < 150).mean(), np.mean([100 * (e < t).mean() for t in thr])
+        assert abs(tab[name]['PCK'] - pck) < 1e-9 and abs(tab[name]['AUC'] - auc) < 1e-9 and tab[name]['joints'] == len(js)
+        pck_sum += pck * len(js); auc_sum += auc * len(js)
+    assert tab['Total']['joints'] == n
+    assert abs(tab['Total']['PCK'] - pck_sum / n) < 1e-9 and abs(tab['Total']['AUC'] - auc_sum / n) < 1e-9
+    joints = group_joints(mpi_pck_groups(n))
+    assert abs(pck3d(p, g, joints=joints) - pck_sum / n) < 1e-9 and abs(auc3d(p, g, joints=joints) - auc_sum / n) < 1e-9
+
+
+def test_pck_groups_bad_value():
+    assert mpi_pck_groups(14) is MPI_JOINT_GROUPS
+    for bad in (15, 16, '17', None):
+        with pytest.raises(ValueError, match=r'pck_joints must be one of \(14, 17\)'):
+            mpi_pck_groups(bad)
+
+
+def test_pck_table_per_frame(poses):
+    p, g = (x[0] for x in poses)
+    t = pck_table(p, g, groups=mpi_pck_groups(17), reduce=False)
+    np.testing.assert_allclose(t['Total']['AUC'], auc3d(p, g, joints=range(17), reduce=False), atol=1e-9)
+    np.testing.assert_allclose(t['Hip']['PCK'], pck3d(p, g, joints=(8, 11, 14), reduce=False), atol=1e-9)
+
+
+def test_3dhp_pck_joints():
+    g = np.random.default_rng(4).normal(size=(10, 17, 3)) * 300
+    p = g + np.where(np.arange(17) < 14, 200., 0.)[:, None]  # only the 14 joints are off
+    r14, r17 = (evaluate_3dhp({'TS1/a/0': p}, {'TS1/a/0': g}, pck_joints=n) for n in (14, 17))
+    assert r14.summary['PCK'] == 0 and abs(r17.summary['PCK'] - 300 / 17) < 1e-9
+    assert (r14.settings['pck_joints'], r17.settings['pck_joints'], r17.summary['pck_joints']) == (14, 17, 17)
+    assert r17.tables['per_joint_group'][-1]['joints'] == 17 and r14.summary['MPJPE'] == r17.summary['MPJPE']
+    with pytest.raises(ValueError, match='pck_joints'):
+        evaluate_3dhp({'TS1/a/0': p}, {'TS1/a/0': g}, pck_joints=16)

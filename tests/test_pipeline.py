@@ -58,7 +58,7 @@ def test_eval_h36m_and_3dhp_formats(quick, tmp_path):
     assert 'mpi_inf_3dhp: PCK' in r.stdout and 'AUC' in r.stdout
 
 def _final_weights(run_dir):
-    return torch.load(run_dir/'models'/'finetune_last.pth', map_location='cpu', weights_only=False)['model']
+    return torch.load(run_dir/'models'/'finetune_last.pth', map_location='cpu', weights_only=True)['model']
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     ov = TINY + ['stages=[finetune]', 'finetune.epochs=4', 'data.synthetic.frames_per_seq=120', f'run.out_dir={tmp_path}']
@@ -72,11 +72,11 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     while time.time() < deadline:
         if last.exists():
             try:
-                if torch.load(last, map_location='cpu', weights_only=False)['epoch'] >= 1: break
+                if torch.load(last, map_location='cpu', weights_only=True)['epoch'] >= 1: break
             except Exception: pass  # being replaced right now
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL); p.wait()
-    ep = torch.load(last, map_location='cpu', weights_only=False)['epoch']
+    ep = torch.load(last, map_location='cpu', weights_only=True)['epoch']
     assert ep < 3, 'the run finished before it could be killed'
     r = run([HPE, 'fit', 'run.name=cut', '--resume'] + ov)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -116,5 +116,5 @@ def test_same_seed_same_weights_with_two_threads(tmp_path):
         r = run([HPE, 'fit', f'run.name={name}'] + ov)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for stage in ('pretrain', 'finetune'):
-        a, b = (torch.load(tmp_path/n/'models'/f'{stage}_last.pth', map_location='cpu', weights_only=False)['model'] for n in 'ab')
+        a, b = (torch.load(tmp_path/n/'models'/f'{stage}_last.pth', map_location='cpu', weights_only=True)['model'] for n in 'ab')
         assert [k for k in a if not torch.equal(a[k], b[k])] == [], stage

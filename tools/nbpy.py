@@ -5,7 +5,8 @@
     python tools/nbpy.py to-nb /tmp/skeleton.py nbs/00a_data.skeleton.ipynb
 
 Cells are separated by lines `# %%` (code) or `# %% [markdown]` (markdown; each line prefixed by `# `).
-Outputs are dropped (notebooks are committed clean; `nbdev-clean` normalises metadata).
+A cell whose source is unchanged keeps its id and outputs from the notebook being replaced; edited and new cells
+have no outputs (`nbdev-clean` normalises metadata and adds ids).
 """
 import json, sys
 from pathlib import Path
@@ -46,6 +47,12 @@ if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "to-py": sys.stdout.write(to_py(sys.argv[2]))
     elif cmd == "to-nb":
-        nb = to_nb(Path(sys.argv[2]).read_text())
-        Path(sys.argv[3]).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        nb, dest = to_nb(Path(sys.argv[2]).read_text()), Path(sys.argv[3])
+        if dest.exists():  # keep ids and outputs of unchanged cells
+            old = {}
+            for c in json.loads(dest.read_text())["cells"]:
+                src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                old.setdefault((c["cell_type"], src.rstrip()), c)
+            nb["cells"] = [old.pop((c["cell_type"], c["source"].rstrip()), c) for c in nb["cells"]]
+        dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     else: sys.exit(__doc__)

@@ -18,8 +18,8 @@ _all_ = ['FAMILIES', 'ACTION_FAMILY', 'subject_offsets', 'synth_motion', 'synth_
 
 # %% auto #0
 __all__ = ['ACTIVITY_FAMILIES', 'synthetic_h36m_cameras', 'synthetic_3dhp_cameras', 'synthetic_h36m_mapping',
-           'synthetic_h36m_sequence', 'write_synthetic_h36m', 'write_synthetic_3dhp', 'FAMILIES', 'ACTION_FAMILY',
-           'subject_offsets', 'synth_motion', 'synth_mixed', 'h36m32_to_mpi28']
+           'synthetic_h36m_sequence', 'write_synthetic_h36m', 'synthetic_3dhp_test_cameras', 'write_synthetic_3dhp',
+           'FAMILIES', 'ACTION_FAMILY', 'subject_offsets', 'synth_motion', 'synth_mixed', 'h36m32_to_mpi28']
 
 # %% ../../nbs/00f_data.synthetic.ipynb #3869da08
 from .camera import Camera, look_at, H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_RESOLUTION
@@ -128,23 +128,32 @@ def write_synthetic_h36m(root: str | Path,                     # output dataset 
                     if d2: write_h36m_cdf(feat / 'D2_Positions' / f'{name}.{cid}.cdf', cam.project(Xc))
     return root
 
-# %% ../../nbs/00f_data.synthetic.ipynb #2d37f7bf
+# %% ../../nbs/00f_data.synthetic.ipynb #c4cbf1a6
 from .mpi_inf_3dhp import (write_3dhp_sequence, write_3dhp_test_annot, TRAIN_SUBJECTS, TEST_SEQUENCES,
-                                            TRAIN_FPS, TEST_FPS, TEST_SIZE, DEFAULT_FPS)
+                                            TRAIN_FPS, TEST_FPS, DEFAULT_FPS)
+from .camera_files import (write_3dhp_test_calibration, TS_CALIB_CAMERA, TS_CALIB_FILES, TS_CALIB_GROUP,
+                                            TS_CALIB_SIZE)
 
 # 3DHP test activities -> families they are drawn from
 ACTIVITY_FAMILIES: Mapping[int, tuple[str, ...]] = MappingProxyType({
     1: ('walk', 'wait', 'walk_together'), 2: ('exercise',), 3: ('sit', 'eat', 'sitdown'), 4: ('reach', 'crouch'),
     5: ('crouch',), 6: ('exercise', 'wave'), 7: ('gesture', 'phone', 'pose', 'photo')})
 
-# %% ../../nbs/00f_data.synthetic.ipynb #3c02f718
-def _3dhp_test_camera(ts: str, rng: np.random.Generator) -> Camera:
-    "A made-up camera for a test sequence: studio (2048×2048, f≈1500) or outdoor (1920×1080, f≈1680)."
-    w, h = TEST_SIZE.get(ts, (2048, 2048))
-    f, c, d = ((1500, 1500), (w / 2 - 5, h / 2 + 20), 3.8) if w == 2048 else ((1680, 1672), (w / 2 - 20, h / 2 + 20), 5.5)
-    a = rng.uniform(0, 2 * np.pi)
-    R, t = look_at((d * np.cos(a), d * np.sin(a), rng.uniform(1.0, 1.3)), (0, 0, 0.9))
-    return Camera('0', R, t, np.add(f, rng.normal(0, 2, 2)), np.add(c, rng.normal(0, 3, 2)), (0, 0, 0), (0, 0), w, h)
+# %% ../../nbs/00f_data.synthetic.ipynb #1cb50889
+def synthetic_3dhp_test_cameras(seed: int = 0, # rig seed (the same as `synthetic_3dhp_cameras`)
+                               ) -> dict[str, dict[int, Camera]]: # {'ts1-4': {index: Camera}, 'ts5-6': {0: Camera}}
+    "Made-up cameras of the test sets: the studio rig for TS1-TS4 (they use camera 8), one outdoor camera for TS5-TS6."
+    rng = np.random.default_rng([seed, 5])
+    a, (w, h) = rng.uniform(0, 2 * np.pi), TS_CALIB_SIZE['ts5-6']
+    R, t = look_at((5.5 * np.cos(a), 5.5 * np.sin(a), rng.uniform(1.0, 1.3)), (0, 0, 0.9))
+    outdoor = Camera('0', R, t, np.add((1684, 1672.5), rng.normal(0, 2, 2)), np.add((940, 560), rng.normal(0, 3, 2)),
+                     np.add((-0.27, 0.13, 0), rng.normal(0, 0.005, 3)), (0, 0), w, h)   # radial only: OpenCV = H36M model
+    return {'ts1-4': synthetic_3dhp_cameras(seed), 'ts5-6': {0: outdoor}}
+
+def _3dhp_test_camera(cams: dict, ts: str) -> Camera:
+    "The camera that films test sequence `ts` (unknown names: the studio one)."
+    g = TS_CALIB_GROUP.get(ts, 'ts1-4')
+    return cams[g][TS_CALIB_CAMERA.get(g, 0)]
 
 def _invalid_runs(n: int, frac: float, rng: np.random.Generator) -> np.ndarray:
     "(N,) uint8 valid flags with about `frac` of the frames invalid, in runs."
@@ -157,7 +166,7 @@ def _check_names(names, rx: str, what: str):
     bad = [s for s in names if not re.fullmatch(rx, s)]
     if bad: raise ValueError(f"{what} {bad} not understood; expected names like {rx.replace(chr(92) + 'd+', '1')}")
 
-# %% ../../nbs/00f_data.synthetic.ipynb #fe332ad5
+# %% ../../nbs/00f_data.synthetic.ipynb #4c6c9941
 def write_synthetic_3dhp(root: str | Path,                      # output dataset root (created)
                          subjects: Sequence[str] = TRAIN_SUBJECTS, # training subjects 'S1'..'S8'
                          seqs: Sequence[int] = (1, 2),           # sequences per subject
@@ -168,7 +177,7 @@ def write_synthetic_3dhp(root: str | Path,                      # output dataset
                          area: float = 1000.0,                   # radius of the capture area (mm)
                          invalid: float = 0.1,                   # fraction of invalid test frames
                         ) -> Path:                              # `root`
-    "Write a synthetic 3DHP tree: `S*/Seq*/annot.mat` + `camera.calibration`, `mpi_inf_3dhp_test_set/TS*/annot_data.mat`."
+    "Write a synthetic 3DHP tree: `S*/Seq*/annot.mat` + `camera.calibration`, `mpi_inf_3dhp_test_set/TS*/annot_data.mat` + `.calib`."
     root = Path(root); _check_names(subjects, r'S\d+', 'subjects'); _check_names(test_seqs, r'TS\d+', 'test sequences')
     rig, fams = synthetic_3dhp_cameras(seed), tuple(FAMILIES)
     for s in subjects:
@@ -179,14 +188,16 @@ def write_synthetic_3dhp(root: str | Path,                      # output dataset
             cells = [(cam.project(cam.world_to_camera(W)), cam.world_to_camera(W) * 1000, cam.world_to_camera(Wu) * 1000)
                      for cam in rig.values()]
             write_3dhp_sequence(root, s, int(q), *map(list, zip(*cells)), cameras=rig)
-    acts = [(a, f) for a, fs in ACTIVITY_FAMILIES.items() for f in fs]
+    acts, tcams = [(a, f) for a, fs in ACTIVITY_FAMILIES.items() for f in fs], synthetic_3dhp_test_cameras(seed)
     for ts in test_seqs:
         no, fps = int(ts[2:]), TEST_FPS.get(ts, DEFAULT_FPS)
         rng = np.random.default_rng([seed, 4, no])
         X, U, lab = synth_mixed(test_frames, [f for _, f in acts], seed * 100 + 90 + no, fps, rng, area=0.8 * area)
-        cam = _3dhp_test_camera(ts, rng)
+        cam = _3dhp_test_camera(tcams, ts)
         W, Wu = (convert_joints(h36m32_to_mpi28(Y), 'mpi28', 'mpi17') / 1000 for Y in (X, U))
         write_3dhp_test_annot(root / 'mpi_inf_3dhp_test_set' / ts / 'annot_data.mat', cam.project(cam.world_to_camera(W)),
                               cam.world_to_camera(W) * 1000, cam.world_to_camera(Wu) * 1000,
                               _invalid_runs(test_frames, invalid, rng), np.array([a for a, _ in acts])[lab])
+    for g, cams in (tcams.items() if test_seqs else ()):
+        write_3dhp_test_calibration(root / 'mpi_inf_3dhp_test_set' / 'test_util' / 'camera_calibration' / TS_CALIB_FILES[g], cams)
     return root
