@@ -21,7 +21,7 @@ and warns (exit status 1) when a lifting model did not learn at all, which makes
 
 Outputs go to `--out` (default: a temporary folder, deleted at the end; the synthetic data are regenerated there,
 a few seconds). Pass `--out outputs/bench` to keep the run folder (checkpoints, logs, results, summary.json).
-Measured: ~5 min on an idle 2-core CPU, up to ~3x that while the shared machine is loaded. MPJPE is reproducible
+Measured: ~5 min on an idle 2-core CPU, up to ~15 min while the shared machine is loaded. MPJPE is reproducible
 for a fixed seed (repeated runs gave identical validation curves).
 """
 import argparse, json, sys, tempfile, time
@@ -87,8 +87,10 @@ def main(argv=None):
     a = p.parse_args(argv)
     import torch
     torch.set_num_threads(a.threads)
-    from hpe_pretrain.config import load_config
-    from hpe_pretrain.train.pipeline import ensure_cache, fit_from_config, tune_malloc
+    from hpe_pretrain.train.config import load_config
+    from hpe_pretrain.train.pipeline import ensure_cache, fit_from_config
+    try: from hpe_pretrain.train.cli import tune_malloc   # new home (being moved there)
+    except ImportError: from hpe_pretrain.train.pipeline import tune_malloc
     tune_malloc()                                                 # like `hpe-pretrain fit` (run.malloc_tuning)
 
     tmp = None if a.out else tempfile.TemporaryDirectory(prefix='label_eff_')

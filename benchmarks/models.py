@@ -10,9 +10,14 @@ others then hits both alike); peak RSS is measured for each case alone in a fres
     python benchmarks/models.py --sizes 4x27 --steps 5 --skip-naive
     python benchmarks/models.py --device cuda --sizes 32x243 --bf16 [--compile]   # GPU throughput (clips/s)
 
-The machine is shared: compare numbers within one run (the ratio), not across runs.
+Speed is compared only within one run on one machine: the table and the speed-up lines relate the two
+implementations timed (interleaved) in this run, and nothing else. The machine is shared and absolute times move
+from day to day, so never turn a figure from another run, machine or document (e.g. a step time quoted for
+MotionBERT's own code) into a ratio with these numbers; to compare with another implementation, time it in the same
+run. MotionBERT's code itself is not part of this benchmark (the project copies no code from other repositories):
+the naive implementation above stands in for its structure.
 """
-import argparse, json, math, os, resource, statistics, subprocess, sys, time
+import argparse, datetime, json, os, platform, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
 import torch
@@ -90,6 +95,15 @@ class NaiveDSTformer(nn.Module):
 NAMES = {'ours': 'hpe_pretrain DSTformer (SDPA, oneDNN)', 'naive': 'naive reference-like (explicit softmax)'}
 
 
+def machine(device: str) -> str:
+    "One line naming the machine the figures were measured on (CPU model and cores, or the GPU)."
+    if device.startswith('cuda'): return f"GPU {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    return f"{os.cpu_count()}-core CPU ({cpu})"
+
+
 def rss_mb() -> float:
     "Peak resident set size of this process so far, MB (VmHWM: unlike ru_maxrss it is not inherited across exec)."
     try:
@@ -159,6 +173,7 @@ def main():
         return
     sizes = [tuple(map(int, s.split('x'))) for s in a.sizes.split(',')]
     impls = ['ours'] + ([] if a.skip_naive else ['naive'])
+    print(f"{datetime.date.today()}, {machine(a.device)}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}, bf16={a.bf16}, "
           f"compile={a.compile}; per clip size: {a.warmup} warm-up + {a.steps} timed steps per implementation, "
           f"interleaved (ours, naive, ours, ...) so that load from other users hits both alike")
@@ -199,8 +214,8 @@ def main():
         for o, n in zip(rows[::2], rows[1::2]):
             print(f"B={o['B']} T={o['T']}: speed-up {n['median']/o['median']:.2f}x by medians, {n['min']/o['min']:.2f}x by "
                   f"minima; median of paired step ratios ours/naive {statistics.median(o['ratios']):.2f}")
-    print(f"optimizers: ours {rows[0]['optimizer']}, naive AdamW(default). Reference (MotionBERT's code) on these "
-          "machines: 1.26 s (B=4,T=27), 11.3 s (B=2,T=81)")
+    print(f"optimizers: ours {rows[0]['optimizer']}, naive AdamW(default). All figures from this run only "
+          "(compare nothing here with a figure from another run, machine or document).")
 
 
 if __name__ == '__main__':

@@ -186,10 +186,10 @@ def test_search_list_and_selection(tmp_path):
 
 def test_synthetic_cameras_through_the_cache(tmp_path):
     "Synthetic 3DHP: the attached camera projects the cache's test joints_3d onto its joints_2d (< 1e-3 px)."
-    root = write_synthetic_3dhp(tmp_path / 'syn', subjects=('S2',), seqs=(1,), frames=8, test_frames=20)
+    root = write_synthetic_3dhp(tmp_path / 'syn', subjects=('S2',), seqs=(1,), frames_per_seq=8, test_frames_per_seq=20)
     calib = root / 'mpi_inf_3dhp_test_set' / 'test_util' / 'camera_calibration'
     assert sorted(p.name for p in calib.iterdir()) == ['ts1-4cameras.calib', 'ts5-6cameras.calib']
-    out = write_cache(tmp_path / 'syn.h5', iter_3dhp(root, seqs=(1,)), dataset='mpi_inf_3dhp', skeleton='mpi17')
+    out = write_cache(tmp_path / 'syn.h5', iter_3dhp(root, seqs=(1,)), dataset='mpi_inf_3dhp', joints='mpi17')
     cams = synthetic_3dhp_test_cameras(0)
     with PoseCache(out) as cache:
         test = [cache.sequence(i) for i in range(len(cache)) if cache.seqs.split[i] == 'test']

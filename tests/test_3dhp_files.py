@@ -40,7 +40,7 @@ def test_raw_tree_to_cache(raw_tree, tmp_path_factory):
     assert [s.name for s in seqs[:2]] == ['S1/Seq1/0', 'S1/Seq1/1']
     assert len(seqs) == 4 * len(VNECT_CAMERAS) + 2
     out = tmp_path_factory.mktemp('cache') / 'mpi.h5'
-    write_cache(out, iter_3dhp(root, usable_frames={('S7', 2): 2}), dataset='mpi_inf_3dhp', skeleton='mpi17')
+    write_cache(out, iter_3dhp(root, usable_frames={('S7', 2): 2}), dataset='mpi_inf_3dhp', joints='mpi17')
     with PoseCache(out) as cache:
         assert len(cache) == len(seqs)
         for i, s in enumerate(seqs):

@@ -76,7 +76,7 @@ def test_sigkill_leaves_no_cache(tmp_path):
     try:
         line = proc.stdout.readline()
         assert line.strip() == 'READY', proc.stderr.read()
-        tmp = tmp_path / f'c.h5.tmp{proc.pid}'
+        tmp = tmp_path / f'.c.h5.{proc.pid}.tmp'
         assert tmp.exists()  # the writer was mid-way
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hpe_pretrain.data.cache import PoseSequence, write_cache
-from hpe_pretrain.evaluate import evaluate_cache
+from hpe_pretrain.train.evaluate import evaluate_cache
 
 
 def _seq(subject: str, n: int, **kw) -> PoseSequence:

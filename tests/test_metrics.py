@@ -1,11 +1,11 @@
-"Reference checks of hpe_pretrain.metrics / hpe_pretrain.evaluate against plain NumPy written from the definitions (formats.md §3)."
+"Reference checks of hpe_pretrain.train.metrics / hpe_pretrain.train.evaluate against plain NumPy written from the definitions (formats.md §3)."
 import numpy as np
 import pytest
 import torch
 
-from hpe_pretrain.metrics import (mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_JOINT_GROUPS,
+from hpe_pretrain.train.metrics import (mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_JOINT_GROUPS,
                                   mpi_pck_groups, group_joints)
-from hpe_pretrain.evaluate import evaluate_h36m, evaluate_3dhp, is_skipped, predict_sequence, H36M_ACTIONS
+from hpe_pretrain.train.evaluate import evaluate_h36m, evaluate_3dhp, is_skipped, predict_sequence, H36M_ACTIONS
 
 
 def ref_p_mpjpe_frame(pred, gt):

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from hpe_pretrain.models.factory import ARCHITECTURES, check_model_config, create_model, list_models, load_encoder, model_config
+from hpe_pretrain.data.files import list_configs
+from hpe_pretrain.models.factory import ARCHITECTURES, check_model_config, create_model, load_encoder, model_config
 from hpe_pretrain.models.losses import CombinedLoss
 
 
@@ -15,7 +16,7 @@ def one_thread():
 
 
 def test_shipped_configs_are_valid():
-    names = list_models()
+    names = list_configs("model")
     assert {'dstformer-lite', 'dstformer-base', 'stmo-small', 'stmo-base', 'dstformer-tiny', 'stmo-tiny'} <= set(names)
     for name in names:
         cls, kwargs = check_model_config(model_config(name), name)

@@ -20,7 +20,7 @@ def _no_cache(folder: Path, name: str) -> bool:
 def test_synthetic_h36m_splits(tmp_path):
     out = prepare('synthetic', out=tmp_path / 'h36m.h5', subjects=H36M_SUBJECTS, frames_per_seq=10, progress=False)
     with PoseCache(out) as c:
-        assert (c.dataset, c.skeleton) == ('synthetic', 'h36m17')
+        assert (c.dataset, c.joints) == ('synthetic', 'h36m17')
         assert len(c) == (7 * 30 - 1) * 4                          # S11 'Directions' is dropped, 4 cameras each
         split = dict(zip(c.seqs.subject.tolist(), c.seqs.split.tolist()))
         assert {s for s, v in split.items() if v == 'train'} == {'S1', 'S5', 'S6', 'S7', 'S8'}
@@ -33,9 +33,9 @@ def test_synthetic_h36m_splits(tmp_path):
 
 
 def test_synthetic_3dhp_splits(tmp_path):
-    out = prepare('synthetic', fmt='mpi_inf_3dhp', out=tmp_path / '3dhp.h5', frames=10, test_frames=30, progress=False)
+    out = prepare('synthetic', fmt='mpi_inf_3dhp', out=tmp_path / '3dhp.h5', frames_per_seq=10, test_frames_per_seq=30, progress=False)
     with PoseCache(out) as c:
-        assert c.skeleton == 'mpi17' and len(c) == 8 * 2 * 8 + 6
+        assert c.joints == 'mpi17' and len(c) == 8 * 2 * 8 + 6
         t = c.seqs
         assert set(t.subject[t.split == 'train'].tolist()) == {f'S{i}' for i in range(1, 9)}
         assert set(t.subject[t.split == 'test'].tolist()) == {f'TS{i}' for i in range(1, 7)}
@@ -95,7 +95,7 @@ def test_killed_prepare_leaves_no_cache(tmp_path):
     proc = subprocess.Popen([sys.executable, '-c', _SLOW_PREPARE, str(raw), str(out)], env=env)
     try:
         t0 = time.time()
-        while not list(tmp_path.glob('killed.h5.tmp*')):          # the cache is being written
+        while not list(tmp_path.glob('.killed.h5.*.tmp')):          # the cache is being written
             assert proc.poll() is None, 'prepare ended before it could be killed'
             assert time.time() - t0 < 60, 'no temporary cache file appeared'
             time.sleep(0.02)
@@ -106,4 +106,4 @@ def test_killed_prepare_leaves_no_cache(tmp_path):
         if proc.poll() is None: proc.kill(); proc.wait()
     assert not out.exists()                                        # no final cache
     prepare('h36m', raw, out, subjects=('S1',), progress=False)   # a later run succeeds and clears the leftover
-    assert out.exists() and not list(tmp_path.glob('killed.h5.tmp*'))
+    assert out.exists() and not list(tmp_path.glob('.killed.h5.*.tmp'))

@@ -11,7 +11,8 @@ from hpe_pretrain.data.camera import Camera
 from hpe_pretrain.data.loaders import pose_dataloaders
 from hpe_pretrain.transforms.augment import RandomFlip, RandomRotateScale, project_intrinsics
 from hpe_pretrain.transforms.corrupt import PSTMOMask, masked_entries
-from hpe_pretrain.transforms.normalize import NormalizePose, make_input, normalize_2d, synth_pose_batch
+from hpe_pretrain.transforms.normalize import NormalizePose, make_input, normalize_2d
+from hpe_pretrain.testing import synth_pose_batch
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # README command (b): set up if needed, then run every default test —
-# notebook cells (nbdev-test), pytest, and the export/clean sync check.
+# ruff F on the exported package, notebook cells (nbdev-test), pytest, and the export/clean sync check.
 # Slow tests run separately: `nbdev-test --flags slow` and `pytest -m slow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" PYTHONHASHSEED=0 MPLBACKEND=Agg
+echo "== ruff F (undefined names, unused imports) on the exported package"
+python -m ruff check --quiet --select F --exclude hpe_pretrain/_modidx.py hpe_pretrain
 echo "== nbdev-test"
 OMP_NUM_THREADS=1 nbdev-test --n-workers 2 --timing  # one thread per worker: tiny test models, 2 cores
 echo "== pytest"

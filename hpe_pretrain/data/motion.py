@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 import numpy as np
-from .skeleton import get_skeleton, convert_joints
+from .skeleton import get_skeleton
 
 # %% auto #0
 __all__ = ['H36M32', 'REST_OFFSETS', 'FAMILIES', 'ACTION_FAMILY', 'subject_offsets', 'smooth_noise', 'bumps', 'levels',

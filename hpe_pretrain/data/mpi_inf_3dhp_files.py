@@ -13,7 +13,8 @@ import numpy as np
 from .cache import PoseSequence
 from .camera_files import load_3dhp_test_cameras
 from .mpi_inf_3dhp import (DEFAULT_FPS, TEST_FPS, TEST_SIZE, TRAIN_SIZE, iter_3dhp_test, iter_3dhp_train,
-    _atomic_path, _joints, _need_file, _numbered_dirs, _SEQ_RE, _SUBJ_RE, _test_root, _to_m, _TS_RE)
+    _joints, _need_file, _numbered_dirs, _SEQ_RE, _SUBJ_RE, _test_root, _to_m, _TS_RE)
+from .files import atomic_write
 
 # %% auto #0
 __all__ = ['MPI_INF_3DHP_FORMATS', 'write_pstmo_npz_train', 'write_pstmo_npz_test', 'read_pstmo_npz_train', 'read_pstmo_npz_test',
@@ -23,7 +24,7 @@ __all__ = ['MPI_INF_3DHP_FORMATS', 'write_pstmo_npz_train', 'write_pstmo_npz_tes
 def _save_npz_data(path: str|Path, data: dict) -> Path:
     "Save `data` as the 0-d object array `data` of an npz file (atomic)."
     arr = np.empty((), dtype=object); arr[()] = data
-    with _atomic_path(path) as tmp, open(tmp, 'wb') as f: np.savez_compressed(f, data=arr)
+    with atomic_write(path) as tmp, open(tmp, 'wb') as f: np.savez_compressed(f, data=arr)
     return Path(path)
 
 def write_pstmo_npz_train(

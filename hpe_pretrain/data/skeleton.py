@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SKELETONS', 'JOINT_MAPS', 'Skeleton', 'get_skeleton', 'joint_map', 'convert_joints', 'convert_confidence']
+__all__ = ['SKELETONS', 'JOINT_MAPS', 'Skeleton', 'get_skeleton', 'joint_map', 'convert_joints', 'convert_confidence',
+           'joint_adapter']
 
 # %% ../../nbs/00a_data.skeleton.ipynb #560f3c63
 @dataclass(frozen=True, repr=False)
@@ -207,3 +208,17 @@ def convert_confidence(conf: np.ndarray | torch.Tensor, # (..., J_src) confidenc
     if all(len(c) == 1 for c in cols): return conf[..., [c[0] for c in cols]]
     parts = [conf[..., c].amin(-1) if isinstance(conf, torch.Tensor) else conf[..., c].min(-1) for c in cols]
     return torch.stack(parts, -1) if isinstance(conf, torch.Tensor) else np.stack(parts, -1)
+
+# %% ../../nbs/00a_data.skeleton.ipynb #f5ee5f37
+def joint_adapter(src:str, # the data's joint set
+                  dst:str, # the model's joint set
+                 ) -> tuple:
+    "`(to_model, to_data)` functions on (..., J, C) tensors between two joint sets related by a permutation."
+    if src == dst: return (lambda x: x), (lambda x: x)
+    try: W = torch.tensor(joint_map(src, dst), dtype=torch.float64)
+    except ValueError:
+        W = torch.tensor(joint_map(dst, src), dtype=torch.float64).T
+    if not (W.shape[0] == W.shape[1] and set(W.unique().tolist()) <= {0., 1.} and (W.sum(0) == 1).all() and (W.sum(1) == 1).all()):
+        raise ValueError(f"joint sets {src} and {dst} are not a permutation of each other; evaluate on a {dst} cache")
+    fwd, back = W.argmax(1), W.argmax(0)          # dst[i] = src[fwd[i]];  src[j] = dst[back[j]]
+    return (lambda x: x[..., fwd.to(x.device), :]), (lambda x: x[..., back.to(x.device), :])

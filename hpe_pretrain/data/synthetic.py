@@ -12,7 +12,7 @@ from types import MappingProxyType
 import re
 import numpy as np
 from .skeleton import convert_joints
-from .motion import (H36M32, FAMILIES, ACTION_FAMILY, subject_offsets, synth_motion, synth_mixed,
+from .motion import (FAMILIES, ACTION_FAMILY, subject_offsets, synth_motion, synth_mixed,
                                       h36m32_to_mpi28)
 _all_ = ['FAMILIES', 'ACTION_FAMILY', 'subject_offsets', 'synth_motion', 'synth_mixed', 'h36m32_to_mpi28']
 
@@ -166,13 +166,13 @@ def _check_names(names, rx: str, what: str):
     bad = [s for s in names if not re.fullmatch(rx, s)]
     if bad: raise ValueError(f"{what} {bad} not understood; expected names like {rx.replace(chr(92) + 'd+', '1')}")
 
-# %% ../../nbs/00f_data.synthetic.ipynb #4c6c9941
+# %% ../../nbs/00f_data.synthetic.ipynb #866b11b2
 def write_synthetic_3dhp(root: str | Path,                      # output dataset root (created)
                          subjects: Sequence[str] = TRAIN_SUBJECTS, # training subjects 'S1'..'S8'
                          seqs: Sequence[int] = (1, 2),           # sequences per subject
                          test_seqs: Sequence[str] = TEST_SEQUENCES, # test sequences 'TS1'..'TS6'
-                         frames: int = 200,                      # frames per training sequence
-                         test_frames: int = 300,                 # frames per test sequence
+                         frames_per_seq: int = 200,              # frames per training sequence (as `write_synthetic_h36m`)
+                         test_frames_per_seq: int = 300,         # frames per test sequence
                          seed: int = 0,                          # one seed for bodies, motions and cameras
                          area: float = 1000.0,                   # radius of the capture area (mm)
                          invalid: float = 0.1,                   # fraction of invalid test frames
@@ -183,7 +183,7 @@ def write_synthetic_3dhp(root: str | Path,                      # output dataset
     for s in subjects:
         for q in seqs:
             fps, no = TRAIN_FPS.get((s, int(q)), DEFAULT_FPS), int(s[1:])
-            X, U, _ = synth_mixed(frames, fams, seed * 100 + 50 + no, fps, np.random.default_rng([seed, 3, no, int(q)]), area=area)
+            X, U, _ = synth_mixed(frames_per_seq, fams, seed * 100 + 50 + no, fps, np.random.default_rng([seed, 3, no, int(q)]), area=area)
             W, Wu = h36m32_to_mpi28(X) / 1000, h36m32_to_mpi28(U) / 1000   # world metres
             cells = [(cam.project(cam.world_to_camera(W)), cam.world_to_camera(W) * 1000, cam.world_to_camera(Wu) * 1000)
                      for cam in rig.values()]
@@ -192,12 +192,12 @@ def write_synthetic_3dhp(root: str | Path,                      # output dataset
     for ts in test_seqs:
         no, fps = int(ts[2:]), TEST_FPS.get(ts, DEFAULT_FPS)
         rng = np.random.default_rng([seed, 4, no])
-        X, U, lab = synth_mixed(test_frames, [f for _, f in acts], seed * 100 + 90 + no, fps, rng, area=0.8 * area)
+        X, U, lab = synth_mixed(test_frames_per_seq, [f for _, f in acts], seed * 100 + 90 + no, fps, rng, area=0.8 * area)
         cam = _3dhp_test_camera(tcams, ts)
         W, Wu = (convert_joints(h36m32_to_mpi28(Y), 'mpi28', 'mpi17') / 1000 for Y in (X, U))
         write_3dhp_test_annot(root / 'mpi_inf_3dhp_test_set' / ts / 'annot_data.mat', cam.project(cam.world_to_camera(W)),
                               cam.world_to_camera(W) * 1000, cam.world_to_camera(Wu) * 1000,
-                              _invalid_runs(test_frames, invalid, rng), np.array([a for a, _ in acts])[lab])
+                              _invalid_runs(test_frames_per_seq, invalid, rng), np.array([a for a, _ in acts])[lab])
     for g, cams in (tcams.items() if test_seqs else ()):
         write_3dhp_test_calibration(root / 'mpi_inf_3dhp_test_set' / 'test_util' / 'camera_calibration' / TS_CALIB_FILES[g], cams)
     return root

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['LOSS_TERMS', 'mpjpe', 'n_mpjpe', 'velocity_loss', 'bones_from_parents', 'bone_lengths', 'bone_length_loss',
-           'bone_consistency_loss', 'weighted_2d_loss', 'masked_position_loss', 'CombinedLoss']
+__all__ = ['LOSS_TERMS', 'mpjpe', 'n_mpjpe', 'velocity_loss', 'bone_lengths', 'bone_length_loss', 'bone_consistency_loss',
+           'weighted_2d_loss', 'masked_position_loss', 'CombinedLoss']
 
 # %% ../../nbs/02d_models.losses.ipynb #545b12a4
 def _check_same(pred: torch.Tensor, target: torch.Tensor, name: str):
@@ -35,7 +35,7 @@ def n_mpjpe(pred: torch.Tensor,   # (..., J, C) prediction
     s = (pred * target).sum((-1, -2), keepdim=True) / (pred * pred).sum((-1, -2), keepdim=True).clamp_min(1e-12)
     return mpjpe(s * pred, target)
 
-# %% ../../nbs/02d_models.losses.ipynb #b981f352
+# %% ../../nbs/02d_models.losses.ipynb #a615d96a
 def velocity_loss(pred: torch.Tensor,   # (..., T, J, C)
                   target: torch.Tensor, # (..., T, J, C)
                  ) -> torch.Tensor:     # scalar; 0 if T < 2
@@ -43,11 +43,6 @@ def velocity_loss(pred: torch.Tensor,   # (..., T, J, C)
     _check_same(pred, target, 'velocity_loss')
     if pred.shape[-3] < 2: return pred.sum() * 0.
     return mpjpe(pred.diff(dim=-3), target.diff(dim=-3))
-
-def bones_from_parents(parents: Sequence[int], # parent of each joint, -1 for the root
-                      ) -> tuple[tuple[int, int], ...]:
-    "`(child, parent)` pairs of every non-root joint."
-    return tuple((j, p) for j, p in enumerate(parents) if p >= 0)
 
 def bone_lengths(x: torch.Tensor,                   # (..., J, C)
                  bones: Sequence[tuple[int, int]],  # (child, parent) pairs

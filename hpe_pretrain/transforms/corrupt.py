@@ -16,7 +16,7 @@ from .augment import RandomBatchTransform
 
 # %% auto #0
 __all__ = ['H36M17_NOISE_STD', 'masked_entries', 'apply_masks', 'random_frame_mask', 'random_joint_mask', 'detector_noise_std',
-           'keyframe_weights', 'detector_noise', 'noise_confidence', 'MotionBERTCorrupt', 'visible_frames', 'PSTMOMask']
+           'detector_noise', 'noise_confidence', 'MotionBERTCorrupt', 'PSTMOMask']
 
 # %% ../../nbs/01c_transforms.corrupt.ipynb #ad4ff598
 def masked_entries(b: dict, # batch dict with 'x' and optionally 'mask_frames' / 'mask_joints'
@@ -89,18 +89,7 @@ def detector_noise_std(skeleton: Skeleton | str, # the joint set (names decide t
 
 H36M17_NOISE_STD = detector_noise_std('h36m17')
 
-# %% ../../nbs/01c_transforms.corrupt.ipynb #6a198d7a
-def keyframe_weights(T: int, # frames
-                     every: int, # keyframe spacing in frames
-                     like: Tensor, # tensor giving device and dtype
-                    ) -> Tensor: # (T, K) linear-interpolation weights from K keyframes at 0, every, 2*every, ...
-    "Linear-interpolation matrix from keyframes every `every` frames to all `T` frames."
-    K = (T - 1) // every + 2
-    pos = torch.arange(T, device=like.device, dtype=like.dtype) / every
-    i0 = pos.floor().long()
-    w = torch.zeros(T, K, device=like.device, dtype=like.dtype)
-    return w.scatter_(1, i0[:, None], (1 - pos + i0)[:, None]).scatter_add_(1, i0[:, None] + 1, (pos - i0)[:, None])
-
+# %% ../../nbs/01c_transforms.corrupt.ipynb #a368e534
 def detector_noise(shape: tuple, # (B, T, J) of the poses to perturb
                    std: Tensor, # (J,) per-joint std (normalised units)
                    keyframe_every: int = 9, # keyframe spacing, frames
@@ -170,15 +159,7 @@ class MotionBERTCorrupt(RandomBatchTransform):
 
     def __getstate__(self): return {**super().__getstate__(), '_stds': {}}
 
-# %% ../../nbs/01c_transforms.corrupt.ipynb #77266ab2
-def visible_frames(x: Tensor, # (B, T, ...) per-frame tensor
-                   mask_frames: Tensor, # (B, T) bool, exactly T - n_visible True per sample
-                   n_visible: int, # visible frames per sample
-                  ) -> tuple: # (B, n_visible, ...) the visible frames in time order, (B, n_visible) their indices
-    "Gather the unmasked frames of each sample (same count in every sample)."
-    idx = torch.sort(mask_frames.to(torch.uint8), dim=1, stable=True).indices[:, :n_visible]
-    return x.gather(1, idx.reshape(*idx.shape, *([1] * (x.ndim - 2))).expand(-1, -1, *x.shape[2:])), idx
-
+# %% ../../nbs/01c_transforms.corrupt.ipynb #a711921b
 class PSTMOMask(RandomBatchTransform):
     "Batch transform: P-STMO masked pose modelling (exact temporal masking + k joints per visible frame)."
     order = 21

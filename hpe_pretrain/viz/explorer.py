@@ -29,7 +29,7 @@ class PoseSource:
         if hasattr(source, 'seqs') and hasattr(source, 'read'):
             t = source.seqs; self._cache, self._seqs = source, None
             cols = dict(subject=t.subject, action=t.action, camera=t.camera, start=t.start, length=t.length, width=t.width, height=t.height)
-            skeleton = source.skeleton if skeleton is None else skeleton
+            skeleton = source.joints if skeleton is None else skeleton
         else:
             self._cache, self._seqs = None, list(source)
             if not self._seqs: raise ValueError("PoseSource: no sequences given")
