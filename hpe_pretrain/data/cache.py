@@ -122,7 +122,7 @@ def finish(self: _Writer):
                 cg = self.f.require_group(f'cameras/{cam}' + (f'/{i}' if i else ''))
                 for k, v in a.items(): cg.attrs[k] = v
 
-# %% ../../nbs/00c_data.cache.ipynb #68202975
+# %% ../../nbs/00c_data.cache.ipynb #0132fc93
 def write_cache(path: str | Path, # output .h5 file (parent directories are created)
                 sequences: Iterable[PoseSequence], # consumed one at a time (a generator is fine)
                 dataset: str, # e.g. 'h36m', 'mpi_inf_3dhp', 'synthetic'
@@ -170,7 +170,7 @@ class SeqTable:
         "Sequence `i` as a dict of python scalars."
         return {k: getattr(self, k)[i].item() for k in self.__dataclass_fields__}
 
-# %% ../../nbs/00c_data.cache.ipynb #f69dc9dd
+# %% ../../nbs/00c_data.cache.ipynb #d5b48bcd
 def _cache_error(path, msg): return ValueError(f"{path}: {msg}")
 
 def _open_h5(path: Path) -> h5py.File:
@@ -218,7 +218,7 @@ def _check_frames(path: Path, f: h5py.File, t: SeqTable) -> tuple[int, int]:
         raise _cache_error(path, f"'seq/start' + 'seq/length' do not fit the {F} frames (truncated or corrupt cache)")
     return F, J
 
-# %% ../../nbs/00c_data.cache.ipynb #27b7f261
+# %% ../../nbs/00c_data.cache.ipynb #1bbc1f76
 class PoseCache:
     "Read side of a pose cache: sequence table, slice reads, optional in-memory frame arrays."
     def __init__(self, path: str | Path, # a file written by `write_cache`
@@ -374,7 +374,7 @@ def select(self: PoseCache, split: str | Sequence[str] | None = None, # e.g. 'tr
         keep &= np.isin(t.action, list(v)) | np.isin(base, list(v))
     return np.flatnonzero(keep).astype(np.int64)
 
-# %% ../../nbs/00c_data.cache.ipynb #9182ad94
+# %% ../../nbs/00c_data.cache.ipynb #b213e03d
 def _format_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     "Plain text table, left-aligned text and right-aligned numbers."
     cells = [list(map(str, header))] + [[f"{v:,}" if isinstance(v, (int, np.integer)) else str(v) for v in r] for r in rows]

@@ -233,7 +233,7 @@ def _prepare_synthetic_cache(like, raw, out, j, split, force, progress, rd_kw, g
     return _prepare(like, raw, out, 'cdf' if like == 'h36m' else 'raw', j, split, force, progress,
                     cache_dataset='synthetic', extra={'synthetic': {'like': like, 'args': a}}, **{**rd, **rd_kw})
 
-# %% ../../nbs/00g_data.prepare.ipynb #7ceeb533
+# %% ../../nbs/00g_data.prepare.ipynb #842bbb20
 def add_prepare_args(parser: argparse.ArgumentParser, # parser (or sub-command parser) to extend
                     ) -> argparse.ArgumentParser:    # the same parser
     "Add the `prepare` options: --dataset, --src, --format, --out, --joints, --split, --force, --trust-pickle, ..."
