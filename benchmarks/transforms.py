@@ -13,10 +13,10 @@ computed once per clip length and applied with a BLAS matmul, the squared displa
 confidence, and the same table of k-joint subsets for P-STMO's spatial masks. The last line times the torch
 random draws alone (the same numbers of normal and uniform variates): no batched implementation beats that floor.
 
-Like `hpe-pretrain fit`, the benchmark first lets glibc keep freed large buffers for reuse (`tune_malloc`, in
-`hpe_pretrain.train.cli`, formerly `hpe_pretrain.train.pipeline`); `--no-malloc-tuning` measures with glibc's
-defaults, where every new multi-megabyte tensor of the chain is page-faulted and zeroed by the kernel again (the
-per-sample NumPy arrays are too small to be affected).
+Like `hpe-pretrain fit`, the benchmark first lets glibc keep freed large buffers for reuse
+(`hpe_pretrain.train.cli.tune_malloc`); `--no-malloc-tuning` measures with glibc's defaults, where every new
+multi-megabyte tensor of the chain is page-faulted and zeroed by the kernel again (the per-sample NumPy arrays are
+too small to be affected).
 """
 from __future__ import annotations
 import argparse, functools, itertools, time
@@ -26,10 +26,8 @@ from hpe_pretrain.data.skeleton import get_skeleton
 from hpe_pretrain.transforms.normalize import NormalizePose
 from hpe_pretrain.transforms.augment import RandomRotateScale, RandomFlip, RandomJitter2D
 from hpe_pretrain.transforms.corrupt import MotionBERTCorrupt, PSTMOMask, H36M17_NOISE_STD
-try: from hpe_pretrain.testing import synth_pose_batch   # new home (being moved there)
-except ImportError: from hpe_pretrain.transforms.normalize import synth_pose_batch
-try: from hpe_pretrain.train.cli import tune_malloc   # new home (being moved there)
-except ImportError: from hpe_pretrain.train.pipeline import tune_malloc
+from hpe_pretrain.testing import synth_pose_batch
+from hpe_pretrain.train.cli import tune_malloc
 
 # ---------------------------------------------------------------- NumPy per-sample reference
 def np_project(X, intr):

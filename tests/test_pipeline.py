@@ -118,3 +118,21 @@ def test_same_seed_same_weights_with_two_threads(tmp_path):
     for stage in ('pretrain', 'finetune'):
         a, b = (torch.load(tmp_path/n/'models'/f'{stage}_last.pth', map_location='cpu', weights_only=True)['model'] for n in 'ab')
         assert [k for k in a if not torch.equal(a[k], b[k])] == [], stage
+
+def test_infer_command_on_coco_keypoints(quick, tmp_path):
+    "`hpe-pretrain infer` on a COCO results file of two people: the longest track is lifted and written."
+    import numpy as np
+    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    out, _, _ = quick
+    rng = np.random.default_rng(0)
+    tracks = [KeypointTrack(i, np.arange(n), rng.uniform(300, 700, (n, 17, 2)) + 400 * i, np.ones((n, 17)), 'coco17')
+              for i, n in ((1, 40), (2, 25))]
+    kp = write_coco_results(tracks, tmp_path/'people.json')
+    r = run([HPE, 'infer', '--checkpoint', str(out/'quick'), '--keypoints', str(kp), '--image-size', '1920', '1080',
+             '--out', str(tmp_path/'video')])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'track 1, 40 frames' in r.stdout, r.stdout
+    with np.load(tmp_path/'video'/'poses_3d.npz') as z: assert z['poses_3d'].shape == (40, 17, 3) and np.isfinite(z['poses_3d']).all()
+    assert (tmp_path/'video'/'animation.html').stat().st_size > 10_000
+    r = run([HPE, 'infer', '--checkpoint', str(out/'quick'), '--keypoints', str(kp), '--out', str(tmp_path/'v2')])
+    assert r.returncode == 2 and r.stderr.strip().endswith('has no image size; pass --image-size W H'), r.stderr

@@ -2,7 +2,7 @@
 
 The tmpfs tests mount a small tmpfs and so need root; they skip (saying so) where mounting is not allowed.
 """
-import os, signal, subprocess, sys, time
+import errno, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -95,3 +95,21 @@ def test_ctrl_c_prints_one_line(tmp_path):
     line = _one_line(err)
     assert line.startswith('hpe-pretrain fit: interrupted (pretrain: ') and 'epoch(s) saved); continue with `hpe-pretrain fit --quick ' in line, line
     assert line.endswith(' --resume`'), line
+
+
+def test_full_disk_while_writing_the_report(tmp_path, tmpfs):
+    "The run report on a full disk: one line naming report.html, no `.tmp` left behind, earlier results intact."
+    from hpe_pretrain.data.files import DiskFullError, RunDir
+    from hpe_pretrain.data.prepare import error_line
+    from hpe_pretrain.viz.report import write_report
+    disk = tmpfs('1m'); run = RunDir(disk / 'run')
+    run.results.mkdir(parents=True)
+    run.summary.write_text('{"results": {}}')
+    with open(disk / 'filler', 'wb', buffering=0) as f:                 # fill the disk
+        try:
+            while True: f.write(b'\0' * 4096)
+        except OSError as err: assert err.errno == errno.ENOSPC
+    with pytest.raises(DiskFullError) as e: write_report(run.path)
+    assert error_line(e.value).startswith(f'no space left on device while writing {run.report} ('), error_line(e.value)
+    assert sorted(p.name for p in run.results.iterdir()) == ['summary.json']
+    assert run.summary.read_text() == '{"results": {}}'

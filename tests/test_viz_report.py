@@ -101,3 +101,30 @@ def test_figure_png(tmp_path):
     from PIL import Image
     a = np.asarray(Image.open(png).convert('RGB')).astype(np.float64)
     assert a.shape[:2] == (400, 500) and a.std() > 10
+
+
+def test_charts_plot_the_tables_values():
+    """Every results chart shows the numbers of its table: per-action means (never sums of sequences), the worst
+    sequences, the joint groups — on the tables a real evaluation writes."""
+    import pandas as pd
+    from hpe_pretrain.train.evaluate import evaluate_3dhp, evaluate_h36m
+    from hpe_pretrain.viz.report import _table_figures
+    rng = np.random.default_rng(0)
+    names = [f'S9/{a} {k}/{c}' for a in ('Eating', 'Walking') for k in (1, 2) for c in ('54138969', '55011271')]
+    gts = {n: rng.normal(0, 300, (20 + 5 * i, 17, 3)) for i, n in enumerate(names)}
+    preds = {n: g + rng.normal(0, 30 + 10 * i, g.shape) for i, (n, g) in enumerate(gts.items())}
+    res = evaluate_h36m(preds, gts)
+    per_action, per_seq = pd.DataFrame(res.tables['per_action']), pd.DataFrame(res.tables['per_sequence'])
+    fig = _table_figures('per_action', per_action)[0]
+    mp = fig.data[[t.name for t in fig.data].index('MPJPE')]
+    np.testing.assert_allclose(mp.y, per_action['MPJPE'].to_numpy(), rtol=1e-12)        # the table's values, bar by bar
+    assert list(mp.x) == per_action['action'].tolist()
+    fig = _table_figures('per_sequence', per_seq)[0]                                        # worst sequences, not summed actions
+    worst = per_seq.sort_values('MPJPE', ascending=False).head(10)
+    bar = fig.data[0]
+    got = dict(zip(bar.y, bar.x)) if isinstance(bar.x[0], (int, float)) else dict(zip(bar.x, bar.y))
+    np.testing.assert_allclose(sorted(got.values()), sorted(worst['MPJPE'].to_numpy()), rtol=1e-12)
+    r3 = evaluate_3dhp({'TS1': np.zeros((10, 17, 3))}, {'TS1': rng.normal(0, 100, (10, 17, 3))})
+    groups = pd.DataFrame(r3.tables['per_joint_group'])
+    figs = _table_figures('per_joint_group', groups)
+    assert figs == [] or np.allclose(sorted(figs[0].data[0].y), sorted(groups.iloc[:, 2].to_numpy(float)))

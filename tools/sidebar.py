@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
-SECTIONS = (('00', 'Data'), ('01', 'Transforms'), ('02', 'Models'), ('03', 'Training & evaluation'), ('04', 'Visualisation'))
+SECTIONS = (('00', 'Data'), ('01', 'Transforms'), ('02', 'Models'), ('03', 'Training & evaluation'), ('04', 'Visualisation'),
+            ('05', 'Testing helpers'))
 
 def render() -> str:
     nbs = sorted(p.name for p in NBS.glob('[0-9]*.ipynb'))

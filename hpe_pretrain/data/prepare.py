@@ -233,36 +233,36 @@ def _prepare_synthetic_cache(like, raw, out, j, split, force, progress, rd_kw, g
     return _prepare(like, raw, out, 'cdf' if like == 'h36m' else 'raw', j, split, force, progress,
                     cache_dataset='synthetic', extra={'synthetic': {'like': like, 'args': a}}, **{**rd, **rd_kw})
 
-# %% ../../nbs/00g_data.prepare.ipynb #842bbb20
+# %% ../../nbs/00g_data.prepare.ipynb #5754673c
 def add_prepare_args(parser: argparse.ArgumentParser, # parser (or sub-command parser) to extend
                     ) -> argparse.ArgumentParser:    # the same parser
     "Add the `prepare` options: --dataset, --src, --format, --out, --joints, --split, --force, --trust-pickle, ..."
     a = parser.add_argument
     a('--dataset', required=True, choices=DATASETS, help='dataset to prepare')
-    a('--src', default=None, help='dataset folder or file (default: DATA_ROOT/<dataset>); synthetic: folder for the raw tree')
+    a('--src', default=None, help='dataset folder or file (default: DATA_ROOT/<dataset>); synthetic: folder for the raw tree%(default).0s')
     a('--format', dest='fmt', default=None,
       help=f"source format, auto-detected when unambiguous: h36m {'|'.join(H36M_FORMATS)}; mpi_inf_3dhp {'|'.join(MPI_INF_3DHP_FORMATS)}; "
            "synthetic: the format to generate, h36m (default) | mpi_inf_3dhp")
-    a('--out', default=None, help='cache file (default: DATA_ROOT/<dataset>.h5)')
-    a('--joints', default=None, help='joint set of the cache (default h36m17 / mpi17)')
+    a('--out', default=None, help='cache file (default: DATA_ROOT/<dataset>.h5)%(default).0s')
+    a('--joints', default=None, help='joint set of the cache (default: h36m17 / mpi17)%(default).0s')
     a('--split', default=None, choices=('train', 'test'), help='keep only this split')
     a('--force', action='store_true', help='rebuild even if the cache matches the source')
     a('--trust-pickle', action='store_true', help='allow loading pickled files (MotionBERT .pkl, P-STMO .npz); only for files you trust')
-    a('--data-root', default=None, help=f'data root (default: ${DATA_ENV} or ./data)')
+    a('--data-root', default=None, help=f'data root (default: ${DATA_ENV} or ./data)%(default).0s')
     a('--subjects', default=None, metavar='S9,S11',
       help='comma-separated subjects to read (a partial download, or only the test subjects); 3DHP: S1..S8 and/or TS1..TS6')
-    a('--metadata', default=None, metavar='PATH', help="H36M: the dataset's metadata.xml (default: in --src or one folder up)")
+    a('--metadata', default=None, metavar='PATH', help="H36M: the dataset's metadata.xml (default: in --src or one folder up)%(default).0s")
     a('--path-2d', dest='path_2d', default=None, metavar='FILE',
       help="H36M VideoPose3D npz: the 2D detection file, e.g. data_2d_h36m_cpn_ft_h36m_dbb.npz (default: the only "
-           "data_2d_h36m_*.npz beside the 3D file; 'none': 2D projected from the 3D ground truth)")
+           "data_2d_h36m_*.npz beside the 3D file; 'none': 2D projected from the 3D ground truth)%(default).0s")
     a('--calibration', default=None, metavar='PATH',
-      help='3DHP test set: a .calib file or the folder with ts1-4cameras.calib / ts5-6cameras.calib (default: searched beside the data)')
+      help='3DHP test set: a .calib file or the folder with ts1-4cameras.calib / ts5-6cameras.calib (default: searched beside the data)%(default).0s')
     a('--calib-camera', dest='calib_camera', default=None, metavar='ts1-4=8,ts5-6=0',
-      help='3DHP test set: which camera of a multi-camera .calib file films TS1-4 / TS5-6 (default: the only camera; ts1-4: 8)')
+      help='3DHP test set: which camera of a multi-camera .calib file films TS1-4 / TS5-6 (default: the only camera; ts1-4: 8)%(default).0s')
     a('--image-size', dest='image_size', default=None, choices=('standard', 'metadata'),
-      help="H36M raw CDF: image sizes for normalisation, 'standard' (MotionBERT's per-camera constants, default) or 'metadata' (the file's per-subject sizes)")
-    a('--seed', type=int, default=None, help='synthetic: seed')
-    a('--frames', type=int, default=None, help='synthetic: frames per sequence (3DHP: training and test sequences)')
+      help="H36M raw CDF: image sizes for normalisation, 'standard' (MotionBERT's per-camera constants, default) or 'metadata' (the file's per-subject sizes)%(default).0s")
+    a('--seed', type=int, default=None, help='synthetic: seed (default: 0)%(default).0s')
+    a('--frames', type=int, default=None, help='synthetic: frames per sequence (3DHP: training and test sequences; default: the generator\'s)%(default).0s')
     a('--quiet', action='store_true', help='no progress or summary output')
     return parser
 

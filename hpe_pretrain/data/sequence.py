@@ -76,13 +76,22 @@ def _check_array(name: str, field: str, x, shape: tuple, dtype: str) -> np.ndarr
         raise ValueError(f"sequence {name!r}: field {field!r} must hold integers 0..255")
     return np.ascontiguousarray(a, dtype=dtype)
 
-# %% ../../nbs/00c_data.sequence.ipynb #356a8b70
+# %% ../../nbs/00c_data.sequence.ipynb #2271ed10
 def _check_scalar(name: str, field: str, x, kind: type) -> float | int:
     "A positive finite `kind` scalar, or a ValueError naming sequence and field."
     try: v = kind(x); ok = np.isfinite(v) and v > 0 and (kind is float or v == x)
     except (TypeError, ValueError): ok = False
     if not ok: raise ValueError(f"sequence {name!r}: field {field!r} is {x!r}, expected a positive {kind.__name__}")
     return v
+
+def _missing_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    "(x with non-finite joints at their frame's mean, (N, J) mask of those joints or None); x is (N, J, 2)."
+    if x.ndim != 3 or np.isfinite(x).all(): return x, None
+    miss = ~np.isfinite(x).all(-1)
+    ok = np.where(miss[..., None], 0, x)
+    n_ok = (~miss).sum(-1, keepdims=True)
+    mean = ok.sum(-2) / np.maximum(n_ok, 1)                    # (N, 2); frames without any joint: 0
+    return np.where(miss[..., None], mean[:, None, :], x).astype(np.float32), miss
 
 def validate_sequence(seq: PoseSequence, # sequence to check
                       n_joints: int | None = None, # required J (e.g. from the skeleton); None: any
@@ -97,10 +106,13 @@ def validate_sequence(seq: PoseSequence, # sequence to check
     j3 = _check_array(name, 'joints_3d', seq.joints_3d, (None, n_joints, 3), 'float32')
     n, j = j3.shape[:2]
     if n == 0: raise ValueError(f"sequence {name!r}: field 'joints_3d' has no frames")
-    arrays = {}
+    arrays, miss = {}, None
     for k, f in FRAME_FIELDS.items():
         x = getattr(seq, k)
         if k == 'confidence' and x is None: x = np.ones((n, j), np.float32)
+        if k == 'joints_2d' and x is not None and np.issubdtype(np.asarray(x).dtype, np.floating):
+            x, miss = _missing_2d(np.asarray(x, np.float32))
+        if k == 'confidence' and miss is not None: x = np.where(miss, 0, np.asarray(x, np.float32))
         if x is not None: arrays[k] = _check_array(name, k, x, (n,) + tuple(j if d == 'J' else d for d in f.tail), f.dtype)
     if 'valid' in arrays and arrays['valid'].max() > 1:
         raise ValueError(f"sequence {name!r}: field 'valid' must hold 0/1")

@@ -14,9 +14,9 @@ from ..data.files import RunDir
 if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-free at import time
 
 # %% auto #0
-__all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'main']
+__all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #83efecd5
+# %% ../../nbs/03g_train.cli.ipynb #174acb88
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -24,14 +24,17 @@ _EPILOG = """examples:
   hpe-pretrain fit --list                           # the config keys, models and datasets
   hpe-pretrain prepare --dataset h36m --src ~/data/h36m --out data/h36m.h5
   hpe-pretrain eval --checkpoint outputs/main --data outputs/data/synthetic_h36m.h5 --flip-tta
+  hpe-pretrain infer --checkpoint outputs/main --keypoints alphapose-results.json --image-size 1920 1080 --out outputs/video
+  hpe-pretrain export --checkpoint outputs/main --format onnx   # -> outputs/main/export/finetune_best.onnx (+ .json)
+  hpe-pretrain fit model=dstformer-base model.weights=MotionBERT/checkpoint/pretrain/latest_epoch.bin
   torchrun --standalone --nproc_per_node 2 "$(command -v hpe-pretrain)" fit   # distributed (DDP)
 """
 
 def build_parser() -> argparse.ArgumentParser:
-    "The argument parser of `hpe-pretrain` (subcommands prepare, fit, eval)."
+    "The argument parser of `hpe-pretrain` (subcommands prepare, fit, eval, export)."
     p = argparse.ArgumentParser(prog='hpe-pretrain', formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Pretrain and fine-tune 3D human pose estimation models on Human3.6M / MPI-INF-3DHP.', epilog=_EPILOG)
-    sub = p.add_subparsers(dest='command', metavar='{prepare,fit,eval}')
+    sub = p.add_subparsers(dest='command', metavar='{prepare,fit,eval,export,infer}')
     sub.required = True
     pp = sub.add_parser('prepare', help='read a dataset (any supported format) into the pose cache (.h5)',
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -47,15 +50,38 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument('--list', action='store_true', help='print the config, the models and the datasets, then exit')
     pe = sub.add_parser('eval', help='evaluate a trained run or checkpoint with the published protocols',
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    pe.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE', help='a run folder (outputs/<run>) or a .pth checkpoint inside one')
+    pe.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE',
+                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, or a MotionBERT .bin (config inferred)')
     pe.add_argument('--data', required=True, metavar='CACHE.h5', help='a prepared pose cache')
-    pe.add_argument('--aggregation', default='action-wise', choices=['action-wise', 'frame-wise'])
+    pe.add_argument('--aggregation', default='action-wise', choices=['action-wise', 'frame-wise'],
+                    help='H36M: average per action, then over actions (VideoPose3D, MotionBERT), or over all frames (mmpose)')
     pe.add_argument('--flip-tta', action='store_true', help='test-time flip augmentation')
     pe.add_argument('--skip-list', action='store_true', help="drop MotionBERT's three S9 sequences (H36M)")
     pe.add_argument('--pck-joints', type=int, default=14, choices=(14, 17),
                     help="3DHP PCK/AUC joints: 14 (the lifting papers' evaluation code) or 17 (the original release)")
     pe.add_argument('--stride', type=int, default=None, help='window stride over test sequences (default: clip length)')
     pe.add_argument('--out', default=None, help='folder for CSV/JSON/Markdown results (default: <run>/results)')
+    px = sub.add_parser('export', help='export a trained model to ONNX or torch.export (.pt2), checked against PyTorch, with a JSON sidecar',
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    px.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE',
+                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, or a MotionBERT .bin')
+    px.add_argument('--format', default='onnx', choices=['onnx', 'pt2'], help='ONNX (opset 18) or a torch.export program')
+    px.add_argument('--out', default=None, metavar='FILE', help='the exported file (default: <run>/export/<checkpoint>.<format>)')
+    px.add_argument('--clip-len', type=int, default=None, metavar='T', help="example clip length (default: the run's data.clip_len)")
+    pi = sub.add_parser('infer', help="lift a video's 2D keypoints (COCO, AlphaPose, OpenPose, mmpose, npz) to 3D with a trained run",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pi.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE', help='a run folder (outputs/<run>) or a .pth checkpoint inside one')
+    pi.add_argument('--keypoints', required=True, metavar='FILE_OR_DIR', help='a 2D keypoint file, or an OpenPose folder of *_keypoints.json')
+    pi.add_argument('--out', required=True, metavar='DIR', help='folder for poses_3d.npz, poses_3d.json and animation.html')
+    pi.add_argument('--format', dest='fmt', default=None, help='coco_results | coco_annotations | alphapose | openpose | mmpose | npz (default: detected)%(default).0s')
+    pi.add_argument('--joints', default=None, help='joint set of an npz/npy file, e.g. coco17 (default: from the file)%(default).0s')
+    pi.add_argument('--image-size', type=int, nargs=2, default=None, metavar=('W', 'H'), help='image size in pixels when the file has none%(default).0s')
+    pi.add_argument('--track', type=int, default=None, help='person track id (default: the longest track)%(default).0s')
+    pi.add_argument('--max-gap', type=int, default=10, help='gaps up to this many frames are interpolated; longer ones split the track')
+    pi.add_argument('--min-score', type=float, default=0.0, help='frames whose joints all score below this are gaps')
+    pi.add_argument('--no-flip-tta', dest='flip_tta', action='store_false', help='no test-time flip augmentation')
+    pi.add_argument('--fps', type=float, default=50.0, help='frame rate of the video (the animation speed; no resampling)')
+    pi.add_argument('--device', default=None, help="cpu, cuda (default: the run's run.device)%(default).0s")
     return p
 
 # %% ../../nbs/03g_train.cli.ipynb #51b58436
@@ -76,7 +102,7 @@ def tune_malloc(mmap_threshold:int=256 << 20, # bytes: larger blocks are mapped 
     return ok and (mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(min(mmap_threshold, 2**31 - 1))) == 1
                    or mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(32 << 20)) == 1)
 
-# %% ../../nbs/03g_train.cli.ipynb #fe7e756b
+# %% ../../nbs/03g_train.cli.ipynb #45a32754
 QUICK = ('model=stmo-tiny', 'data.clip_len=27', 'data.stride=27', 'data.synthetic.frames_per_seq=120',
          'pretrain.epochs=3', 'finetune.epochs=3', 'scratch.epochs=3', 'train.bs=64', 'train.tensorboard=true',
          'run.name=quick')  # `--quick`: the whole pipeline in well under two minutes on 2 CPU cores
@@ -115,7 +141,7 @@ def fit_command(overrides:Sequence[str]=(), # `key=value` config overrides
         print(f"report: {write_report(summary['run'])}")
     return summary
 
-def eval_command(checkpoint:str|Path, # a run folder or a .pth checkpoint inside <run>/models/
+def eval_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside <run>/models/, or a MotionBERT .bin
                  data:str|Path, # a pose cache
                  aggregation:str='action-wise', # H36M aggregation
                  flip_tta:bool=False, # flip test-time augmentation
@@ -130,18 +156,38 @@ def eval_command(checkpoint:str|Path, # a run folder or a .pth checkpoint inside
     from hpe_pretrain.train.pipeline import stage_model, device_of
     from hpe_pretrain.train.evaluate import evaluate_model
     from hpe_pretrain.models.factory import load_encoder
-    run, ck = RunDir.resolve(checkpoint)
-    cfg = load_saved_config(run.config)
-    model = stage_model(cfg, 'finetune')
-    load_encoder(model, ck, prefix='model.', verbose=False)
-    out = Path(out) if out else run.stage_results(f'eval_{Path(data).stem}')
-    res = evaluate_model(model, data, int(cfg.data.clip_len), out=out, aggregation=aggregation, flip_tta=flip_tta,
-                         skip_list=skip_list, stride=stride, split=split, device=device_of(cfg), model_joints=cfg.data.joints,
+    p = Path(checkpoint)
+    if p.is_file() and not (p.parent.parent/'config.yaml').exists():   # not in a run: a MotionBERT checkpoint
+        from hpe_pretrain.models.export import load_trained_model
+        tm = load_trained_model(p)
+        print(f"{p}: MotionBERT {tm.name} (config from the tensor shapes), head included: it predicts in MotionBERT's "
+              "image/2.5D space, not camera metres, so metric errors are not comparable with this package's models")
+        model, ck, clip_len, joints, dev = tm.model, p, tm.clip_len, tm.joints, 'cpu'
+        out = Path(out) if out else p.parent/f'{p.stem}_eval_{Path(data).stem}'
+    else:
+        run, ck = RunDir.resolve(checkpoint)
+        cfg = load_saved_config(run.config)
+        model = stage_model(cfg, 'finetune')
+        load_encoder(model, ck, prefix='model.', verbose=False)
+        clip_len, joints, dev = int(cfg.data.clip_len), cfg.data.joints, device_of(cfg)
+        out = Path(out) if out else run.stage_results(f'eval_{Path(data).stem}')
+    res = evaluate_model(model, data, clip_len, out=out, aggregation=aggregation, flip_tta=flip_tta,
+                         skip_list=skip_list, stride=stride, split=split, device=dev, model_joints=joints,
                          pck_joints=pck_joints)
     print(f"{ck} on {data}:\n{res}\n(written to {out})")
     return res
 
-# %% ../../nbs/03g_train.cli.ipynb #06a4a4af
+# %% ../../nbs/03g_train.cli.ipynb #505d7878
+def export_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside <run>/models/, or a MotionBERT .bin
+                   fmt:str='onnx', # 'onnx' or 'pt2'
+                   out:str|Path|None=None, # the exported file (default: <run>/export/<checkpoint>.<fmt>)
+                   clip_len:int|None=None, # example clip length (default: the run's data.clip_len)
+                  ) -> Path: # the exported file (its JSON sidecar: <file>.json)
+    "`hpe-pretrain export`: `hpe_pretrain.models.export.export_model`, checked against eager PyTorch, with a sidecar."
+    from hpe_pretrain.models.export import export_model
+    return export_model(checkpoint, fmt, out=out, clip_len=clip_len)
+
+# %% ../../nbs/03g_train.cli.ipynb #175621f4
 def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.argv[1:])
         ) -> int:
     "Entry point of the `hpe-pretrain` console script; returns the exit code."
@@ -159,6 +205,13 @@ def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.ar
         elif args.command == 'eval':
             eval_command(args.checkpoint, args.data, aggregation=args.aggregation, flip_tta=args.flip_tta,
                          skip_list=args.skip_list, stride=args.stride, out=args.out, pck_joints=args.pck_joints)
+        elif args.command == 'export':
+            export_command(args.checkpoint, fmt=args.format, out=args.out, clip_len=args.clip_len)
+        elif args.command == 'infer':
+            from hpe_pretrain.train.infer import infer_command
+            infer_command(args.checkpoint, args.keypoints, args.out, fmt=args.fmt, joints=args.joints, image_size=args.image_size,
+                          track=args.track, max_gap=args.max_gap, min_score=args.min_score, flip_tta=args.flip_tta,
+                          device=args.device, fps=args.fps)
     except (ValueError, OSError, KeyError) as e:   # a user error, a bad file, a full disk: one line, no traceback
         from hpe_pretrain.data.prepare import error_line
         print(f"hpe-pretrain {args.command}: error: {error_line(e)}", file=sys.stderr)

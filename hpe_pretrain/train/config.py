@@ -137,7 +137,7 @@ class DataConfig:
     in_memory: bool = True              # load the cache into memory
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # generator settings (synthetic data only)
 
-# %% ../../nbs/03c_train.config.ipynb #1fed2cd4
+# %% ../../nbs/03c_train.config.ipynb #33f860d9
 @dataclass
 class DSTformerConfig:
     "A `DSTformer` (MotionBERT's dual-stream transformer)."
@@ -156,6 +156,8 @@ class DSTformerConfig:
     drop_rate: float = 0.               # dropout after embeddings and projections
     attn_drop_rate: float = 0.          # dropout on attention weights
     drop_path_rate: float = 0.          # stochastic depth, increasing linearly to this over the modules
+    weights: Optional[str] = None       # a checkpoint to initialise from: MotionBERT `.bin` (backbone) or a run's `.pth`
+    weights_head: bool = False          # also import the checkpoint's head (MotionBERT's predicts in its image/2.5D space)
 
 @dataclass
 class STMOConfig:
@@ -180,6 +182,8 @@ class STMOConfig:
     drop_rate: float = 0.               # dropout after embeddings and projections
     attn_drop_rate: float = 0.          # dropout on attention weights
     drop_path_rate: float = 0.          # stochastic depth, increasing linearly over the temporal blocks
+    weights: Optional[str] = None       # a checkpoint of this package (`<run>/models/*.pth`) to initialise from
+    weights_head: bool = False          # also import the checkpoint's head
 
 MODEL_SCHEMAS: Mapping[str, type] = MappingProxyType({'dstformer': DSTformerConfig, 'stmo': STMOConfig})  # arch -> schema
 

@@ -96,7 +96,7 @@ def stage_transforms(cfg:DictConfig, # the composed config
 def _noise_std(skel, scale:float) -> tuple:
     return tuple(float(v) * scale for v in detector_noise_std(skel))
 
-# %% ../../nbs/03f_train.pipeline.ipynb #63151c32
+# %% ../../nbs/03f_train.pipeline.ipynb #d7726fd0
 def device_of(cfg:DictConfig, # the composed config
              ) -> torch.device: # `run.device`, with auto resolved
     "The training device: `run.device`, `auto` = CUDA when available, else CPU."
@@ -107,9 +107,11 @@ def device_of(cfg:DictConfig, # the composed config
 
 def stage_model(cfg:DictConfig, # the composed config
                 stage:str, # 'pretrain' | 'finetune' | 'scratch'
+                weights:bool=False, # initialise from `model.weights` if set (else the key is ignored)
                ) -> torch.nn.Module: # a freshly initialised model
     "A fresh model for `stage`: the pretraining model keeps an MPM decoder, the lifting models do not need one."
     mc = OmegaConf.to_container(cfg.model, resolve=True)
+    if not weights: mc.pop('weights', None); mc.pop('weights_head', None)
     return create_model(mc if stage == 'pretrain' else finetune_model_config(mc))
 
 def run_stage(cfg:DictConfig, # the composed config
@@ -129,7 +131,9 @@ def run_stage(cfg:DictConfig, # the composed config
                            seed=cfg.run.seed, device=dev, after_batch=stage_transforms(cfg, stage),
                            in_memory=cfg.data.in_memory, drop_last=ws > 1)
     torch.manual_seed(cfg.run.seed)
-    model = stage_model(cfg, stage)
+    # `model.weights` (e.g. MotionBERT's checkpoint) initialises pretraining, and finetuning when no pretraining ran
+    # before it in this run (with one, finetuning starts from it, which started from the weights); never `scratch`
+    model = stage_model(cfg, stage, weights=stage != 'scratch' and init_from is None)
     report = None
     if init_from is not None:  # what pretraining trained; an architecture lists the parameters MPM leaves at init
         report = load_encoder(model, init_from, prefix='model.', exclude=encoder_exclude(model, cfg.pretrain.objective), verbose=rank == 0)
