@@ -78,13 +78,13 @@ def test_schema_defaults_equal_the_shipped_yaml():
     assert shipped == schema
 
 def test_model_schemas_match_the_constructors():
-    "Each architecture's schema has the constructor's arguments, annotations and defaults (plus arch and name)."
+    "Each architecture's schema has the constructor's arguments, annotations and defaults (plus arch, name and the weights keys)."
     from hpe_pretrain.models.factory import ARCHITECTURES
     assert set(MODEL_SCHEMAS) == set(ARCHITECTURES)
     for arch, cls in ARCHITECTURES.items():
         ps = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k != 'self'}
         fs = {f.name: f for f in dataclasses.fields(MODEL_SCHEMAS[arch])}
-        assert list(fs) == ['arch', 'name'] + list(ps), arch
+        assert list(fs) == ['arch', 'name'] + list(ps) + ['weights', 'weights_head'], arch
         assert fs['arch'].default == arch
         for k, p in ps.items(): assert (fs[k].type, fs[k].default) == (p.annotation, p.default), (arch, k)
 

@@ -32,7 +32,7 @@ def test_raw_cdf_tree_to_cache(tmp_path):
     poses = _raw_tree(tmp_path / "h36m")
     assert detect_h36m_format(tmp_path / "h36m") == "cdf"
     out = write_cache(tmp_path / "h36m.h5", iter_h36m(tmp_path / "h36m", subjects=("S1", "S11"), cameras=H36M_CAMERA_IDS[:2]),
-                      dataset="h36m", skeleton="h36m17")
+                      dataset="h36m", joints="h36m17")
     with PoseCache(out) as cache:
         seqs = list(cache)
         assert len(seqs) == (30 + 29) * 2

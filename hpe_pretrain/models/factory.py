@@ -256,7 +256,7 @@ def shipped_model_of(cfg: Mapping, # a DSTformer config (e.g. `motionbert_config
         if c.get('arch') == 'dstformer' and all(c.get(k) == cfg[k] for k in _MB_ARCH_KEYS): return n
     return None
 
-# %% ../../nbs/02e_models.factory.ipynb #d4561ea4
+# %% ../../nbs/02e_models.factory.ipynb #26a7dc8e
 def _check_arch(found: dict, cfg: Mapping, name: str | None, source: str, head: bool) -> None:
     "ValueError naming the fields where the checkpoint's architecture differs from the config's."
     keys = _MB_ARCH_KEYS + (('out_ch',) if head else ())
@@ -279,8 +279,8 @@ def import_weights(model: nn.Module,           # the model to initialise (a `DST
     try: ck = read_checkpoint(p)
     except ValueError as e:
         if 'Python objects' not in str(e): raise
-        raise ValueError(f"{e}; re-save its weights in a Python session you trust: torch.save({{'model_pos': "
-                         f"torch.load(f, weights_only=False)['model_pos']}}, 'weights.bin')") from None
+        raise ValueError(f"{e}; if you trust the file, load it once in a Python session with pickles allowed "
+                         "(torch.load's weights_only off) and torch.save only its 'model_pos' state dict; load that") from None
     inner = ck.get('model') if isinstance(ck, Mapping) else None
     if isinstance(inner, Mapping) and any(str(k).startswith('model.') for k in inner):   # a checkpoint of this package
         rep = load_encoder(model, inner, prefix='model.', exclude=() if head else encoder_exclude(model), verbose=False)
