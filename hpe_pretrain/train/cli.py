@@ -16,7 +16,7 @@ if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-f
 # %% auto #0
 __all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #174acb88
+# %% ../../nbs/03g_train.cli.ipynb #d4113144
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument('--clip-len', type=int, default=None, metavar='T', help="example clip length (default: the run's data.clip_len)")
     pi = sub.add_parser('infer', help="lift a video's 2D keypoints (COCO, AlphaPose, OpenPose, mmpose, npz) to 3D with a trained run",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    pi.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE', help='a run folder (outputs/<run>) or a .pth checkpoint inside one')
+    pi.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE', help='a run folder (outputs/<run>), a .pth checkpoint inside one, or an exported .onnx / .pt2 (with its .json sidecar)')
     pi.add_argument('--keypoints', required=True, metavar='FILE_OR_DIR', help='a 2D keypoint file, or an OpenPose folder of *_keypoints.json')
     pi.add_argument('--out', required=True, metavar='DIR', help='folder for poses_3d.npz, poses_3d.json and animation.html')
     pi.add_argument('--format', dest='fmt', default=None, help='coco_results | coco_annotations | alphapose | openpose | mmpose | npz (default: detected)%(default).0s')

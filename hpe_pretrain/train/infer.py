@@ -23,7 +23,7 @@ from .pipeline import device_of, stage_model
 # %% auto #0
 __all__ = ['Predictor', 'infer_keypoints', 'write_inference', 'infer_command']
 
-# %% ../../nbs/03h_train.infer.ipynb #033e175e
+# %% ../../nbs/03h_train.infer.ipynb #59d9d0bd
 class Predictor:
     "A lifting model with its encoding, clip length and flip permutation: `predictor(kp2d, conf, image_size) -> (T, J, 3)`."
     def __init__(self,
@@ -36,16 +36,35 @@ class Predictor:
         self.codec = PoseCodec.for_skeleton(self.skeleton)
 
     @classmethod
-    def load(cls, path: str | Path, # a run folder, or a checkpoint inside `<run>/models/`
-             device: str | torch.device | None = None, # where the model runs (default: the run's `run.device`)
+    def load(cls, path: str | Path, # a run folder, a checkpoint inside `<run>/models/`, or an exported `.onnx` / `.pt2`
+             device: str | torch.device | None = None, # where a PyTorch model runs (default: the run's `run.device`)
             ) -> Predictor:
-        "The lifting model of a run (finetune, else scratch; best, else last), as `hpe-pretrain eval` loads it."
+        "The lifting model of a run (finetune, else scratch; best, else last), as `hpe-pretrain eval` loads it, or an export."
+        if Path(path).suffix in ('.onnx', '.pt2'): return cls._load_export(Path(path))
         run, ck = RunDir.resolve(path)
         cfg = load_saved_config(run.config)
         model = stage_model(cfg, 'finetune')
         load_encoder(model, ck, prefix='model.', verbose=False)
         dev = torch.device(device) if device is not None else device_of(cfg)
         return cls(model_predict_fn(model, dev), cfg.data.joints, cfg.data.clip_len, str(ck))
+
+    @classmethod
+    def _load_export(cls, path: Path) -> Predictor:
+        "An exported model through its sidecar (`hpe_pretrain.models.export`): onnxruntime or `torch.export.load`."
+        side_path = path.with_name(path.name + '.json')
+        if not path.is_file(): raise FileNotFoundError(f"{path}: no such exported model")
+        try: side = json.loads(side_path.read_text())
+        except (OSError, ValueError) as e: raise ValueError(f"{side_path}: the export's sidecar is missing or unreadable ({e})") from None
+        if 'metres' not in str(side.get('output', {}).get('units', '')):
+            raise ValueError(f"{side_path}: output units are {side.get('output', {}).get('units')!r}, not metres: not a lifting model of this package")
+        if path.suffix == '.onnx':
+            import onnxruntime as ort
+            sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+            fn = lambda x: torch.from_numpy(sess.run(None, {'x': x.detach().cpu().numpy()})[0])
+        else:
+            prog = torch.export.load(path).module()
+            fn = torch.no_grad()(lambda x: prog(x.cpu()).float())
+        return cls(fn, side['joints'], int(side['input']['clip_len']), str(path))
 
     def __call__(self, keypoints_2d: np.ndarray, # (T, J, 2) pixels, in the model's joint order
                  confidence: np.ndarray | None, # (T, J) in [0, 1]; None: all ones (ground-truth-like 2D)
@@ -105,8 +124,8 @@ def write_inference(out: str | Path, # output folder (created)
     write_text_atomic(out/'poses_3d.json', json.dumps(doc))
     return [out/'poses_3d.npz', out/'poses_3d.json']
 
-# %% ../../nbs/03h_train.infer.ipynb #0968d48f
-def infer_command(checkpoint: str | Path, # a run folder or a checkpoint in it
+# %% ../../nbs/03h_train.infer.ipynb #3a1bdbc2
+def infer_command(checkpoint: str | Path, # a run folder, a checkpoint in it, or an exported .onnx / .pt2
                   keypoints: str | Path, # a 2D keypoint file or OpenPose folder
                   out: str | Path, # output folder
                   fmt: str | None = None, # keypoint format (None: detected)
