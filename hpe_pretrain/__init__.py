@@ -2,19 +2,46 @@
 
 Modules:
 
+- `hpe_pretrain.data.cache`: One compact HDF5 file per prepared dataset: a streaming atomic writer of the `PoseSequence`s every reader yields, and a reader with batched slice reads.
 - `hpe_pretrain.data.camera`: A `Camera` (world->camera extrinsics in metres, H36M-style lens distortion), projection and screen normalisation; the camera files (H36M `metadata.xml`, 3DHP `camera.calibration`) are in `data.camera_files`.
 - `hpe_pretrain.data.camera_files`: Read and write the camera files of the datasets: Human3.6M's `metadata.xml` (all 11 subjects x 4 cameras in one `w0` vector), MPI-INF-3DHP's `camera.calibration` (Skeletool V1.0) and its test set's `.calib` files (tc camera calibration v0.3), as `Camera`s.
 - `hpe_pretrain.data.files`: Atomic writes that never leave a half-written file, one clear error on a full disk, stale temporary files of killed processes cleaned up, and OS file locks that die with their process.
+- `hpe_pretrain.data.h36m`: Read the original Human3.6M pose files (`D3_Positions`, `D3_Positions_mono`, `D2_Positions` CDFs) with the dataset's own sequence names and cameras, and yield one `PoseSequence` per (subject, sequence, camera).
+- `hpe_pretrain.data.h36m_files`: Read VideoPose3D's `data_3d_h36m.npz` / `data_2d_h36m_<detector>.npz`, MotionBERT's `h36m_sh_conf_cam_source_final.pkl` and Martinez's `S*/MyPoses/3D_positions/*.h5` into `PoseSequence`s, and pick the right reader with `detect_h36m_format` / `iter_h36m`.
 - `hpe_pretrain.data.keypoints`: Read the 2D detections of common pose estimators (COCO, AlphaPose, OpenPose, mmpose, plain arrays) into person tracks, link detections into tracks, fill short gaps — the input of lifting a video of your own.
+- `hpe_pretrain.data.loaders`: Fixed-length clips over a pose cache — never crossing a sequence, short sequences resampled as MotionBERT does — gathered a whole batch at a time into fastai `DataLoaders`.
+- `hpe_pretrain.data.mixture`: Pretrain on several sources at once — prepared caches of any dataset and 2D-only keypoint files — each drawn with its own weight and converted to the model's joint set.
+- `hpe_pretrain.data.motion`: Plausible human motion with no dataset: a 32-joint H36M-proportioned skeleton with per-subject bone lengths, driven by smooth joint-angle trajectories of several motion families, in world millimetres.
+- `hpe_pretrain.data.mpi_inf_3dhp`: Read the official MPI-INF-3DHP files (training `annot.mat` + `camera.calibration`, test `annot_data.mat`) into `PoseSequence`s; write the same formats for tests and synthetic data.
+- `hpe_pretrain.data.mpi_inf_3dhp_files`: Read P-STMO's preprocessed `data_train_3dhp.npz` / `data_test_3dhp.npz` into `PoseSequence`s, and read any MPI-INF-3DHP source (official files or npz) with `detect_3dhp_format` / `iter_3dhp`.
+- `hpe_pretrain.data.prepare`: One entry point from any H36M / MPI-INF-3DHP source (or synthetic data) to the pose cache: format detection, source fingerprints for cache reuse, atomic writes, a summary table, and the `hpe-pretrain prepare` arguments.
+- `hpe_pretrain.data.sequence`: `PoseSequence`, the unit every reader yields and the pose cache stores; its per-frame fields and their validation.
+- `hpe_pretrain.data.skeleton`: Immutable joint sets (names, kinematic tree, left/right pairs, flip permutation) and the maps between them.
+- `hpe_pretrain.data.synthetic`: Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions` CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with `camera.calibration`.
+- `hpe_pretrain.models.dstformer`: MotionBERT's dual-stream spatio-temporal transformer, written from the paper's description, with fast fused attention.
+- `hpe_pretrain.models.export`: Use a trained model elsewhere: load it from its run folder (or a MotionBERT checkpoint), export it to ONNX or `torch.export` (`.pt2`), checked against eager PyTorch, with a JSON sidecar that says how to feed it.
+- `hpe_pretrain.models.factory`: Create models by name from the YAML configs shipped in the package, and transfer pretrained encoder weights by name with a clear report.
+- `hpe_pretrain.models.joints`: Carry weights across joint sets: which tensors of each architecture hold one slice per joint, which checkpoint joint each model joint is, and a state dict re-ordered from one joint set to another.
+- `hpe_pretrain.models.layers`: Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, MLP, DropPath, embeddings, blocks, stream fusion and output heads.
+- `hpe_pretrain.models.losses`: Training objectives for pose sequences: MPJPE, scale-aligned N-MPJPE, velocity, bone lengths, confidence-weighted 2D, masked positions — and their weighted combination.
+- `hpe_pretrain.models.stmo`: A lighter lifting transformer of the P-STMO / MixSTE family with the same interface as `DSTformer`, plus a masked-pose-modelling mode whose encoder sees only the visible frames.
 - `hpe_pretrain.testing`: Synthetic batches, a tiny pose cache and a tiny learner for tests, demos and benchmarks (as fastai's `test_utils`): nothing in the package depends on them.
 - `hpe_pretrain.train.callbacks`: Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard, CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop.
 - `hpe_pretrain.train.cli`: One console script for the whole pipeline: `prepare` datasets into the pose cache, `fit` (pretrain → finetune → evaluate) from YAML configs, `eval` a checkpoint with the published protocols.
+- `hpe_pretrain.train.config`: YAML configs shipped in the package, checked against a typed schema (OmegaConf structured configs) and overridden from the command line.
 - `hpe_pretrain.train.distributed`: The process's rank under `torchrun`, fastai's DDP trainer made safe for CPU (gloo), and a digest of a model's weights to compare ranks and runs.
+- `hpe_pretrain.train.eval_protocols`: The Human3.6M (P1, P2, N-MPJPE, MPJVE per action) and MPI-INF-3DHP (PCK, AUC, MPJPE per sequence and activity) protocols on plain arrays of predictions and ground truth, with every averaging choice explicit.
+- `hpe_pretrain.train.evaluate`: Whole-sequence inference with sliding windows and flip TTA, and a model (or any `predict_fn`) evaluated on a pose cache with the Human3.6M and MPI-INF-3DHP protocols of `train.eval_protocols`, results written per run.
 - `hpe_pretrain.train.infer`: `Predictor`: a trained lifting model applied to anyone's 2D keypoints with exactly the input encoding, windows and flip test-time augmentation that `hpe-pretrain eval` uses.
 - `hpe_pretrain.train.learner`: The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
+- `hpe_pretrain.train.metrics`: MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC, on NumPy arrays or torch tensors, exactly as the reference repositories compute them.
 - `hpe_pretrain.train.pipeline`: `fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the only place besides the CLI that reads configuration.
+- `hpe_pretrain.train.schema`: One dataclass per group of the YAML configs — every key's type, default and help text — against which `hpe_pretrain.train.config` checks every config it loads.
 - `hpe_pretrain.transforms.augment`: Horizontal flip (and flip test-time augmentation), rotation about the vertical axis with scale, 2D jitter: batch transforms in torch, on whatever device the batch lives on.
 - `hpe_pretrain.transforms.corrupt`: The 2D-input corruptions of the pretraining objectives (MotionBERT's noisy, masked 2D; P-STMO's masked pose modelling) as configurable batch transforms that report their masks.
-- `hpe_pretrain.viz.report`: Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run."""
+- `hpe_pretrain.transforms.normalize`: Encode/decode pairs between the loader's pixels and metres and the model's normalised inputs and targets.
+- `hpe_pretrain.viz.explorer`: An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
+- `hpe_pretrain.viz.report`: Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run.
+- `hpe_pretrain.viz.skeleton`: Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button."""
 
 __version__ = "0.0.1"

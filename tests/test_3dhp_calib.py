@@ -176,7 +176,7 @@ def test_search_list_and_selection(tmp_path):
     fails_with(lambda: load_3dhp_test_cameras({'TS1': 'cam'}, None, ['TS1']), contains="values for ['TS1'] are not Cameras")
     del studio[8]                                                               # several cameras, none chosen
     write_3dhp_test_calibration(folder / 'ts1-4cameras.calib', studio)
-    fails_with(lambda: load_3dhp_test_cameras(folder, None, ['TS1']), contains="holds cameras [1, 3, 5, 7, 9]; pass calib_camera={'ts1-4': <index>}")
+    fails_with(lambda: load_3dhp_test_cameras(folder, None, ['TS1']), contains="holds cameras [1, 3, 5, 7, 9]; pass --calib-camera ts1-4=<index> to hpe-pretrain prepare (Python: calib_camera={'ts1-4': <index>})")
     (troot / 'ts1-4cameras.calib').unlink()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')

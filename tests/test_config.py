@@ -5,7 +5,7 @@ import dataclasses, inspect, subprocess, sys
 import pytest
 from omegaconf import OmegaConf
 from hpe_pretrain.train.config import (load_config, load_saved_config, save_config, describe_config, config_dir,
-                                       ConfigError, Config, MODEL_SCHEMAS, list_configs)
+                                       ConfigError, Config, MODEL_SCHEMAS, list_configs, list_experiments)
 
 @pytest.mark.parametrize('override, msg', [
     ('train.bs=abc', "Bad value for train.bs: 'abc' (expected int, like 64)"),
@@ -53,7 +53,7 @@ def test_bad_group_file_is_named(tmp_path):
         load_config(base=tmp_path/'config.yaml')
 
 def test_saved_config_round_trip(tmp_path):
-    cfg = load_config(['model=dstformer-tiny', 'data=h36m', 'data.subjects=S9,S11', 'train.bs=8', 'eval.stride=9'])
+    cfg = load_config(['model=dstformer-tiny', 'data=h36m', 'data.clip_len=27', 'data.subjects=S9,S11', 'train.bs=8', 'eval.stride=9'])
     p = save_config(cfg, tmp_path/'run'/'config.yaml')
     back = load_saved_config(p)
     assert OmegaConf.to_container(back) == OmegaConf.to_container(cfg)
@@ -89,8 +89,16 @@ def test_model_schemas_match_the_constructors():
         for k, p in ps.items(): assert (fs[k].type, fs[k].default) == (p.annotation, p.default), (arch, k)
 
 def test_every_shipped_config_loads():
+    "Every model with every dataset loads, except a clip longer than the model's maxlen: refused, naming both keys."
     for m in list_configs('model'):
-        for d in list_configs('data'): load_config([f'model={m}', f'data={d}'])
+        for d in list_configs('data'):
+            mc, dc = OmegaConf.load(config_dir()/'models'/f'{m}.yaml'), OmegaConf.load(config_dir()/'data'/f'{d}.yaml')
+            if dc.clip_len > mc.maxlen:
+                with pytest.raises(ConfigError, match=f'data.clip_len={dc.clip_len} is longer than model.maxlen={mc.maxlen}'):
+                    load_config([f'model={m}', f'data={d}'])
+                assert load_config([f'model={m}', f'data={d}', f'data.clip_len={mc.maxlen}']).data.stride == max(1, mc.maxlen // 3)
+            else: load_config([f'model={m}', f'data={d}'])
+    for e in list_experiments(): assert load_config([f'experiment={e}']).experiment == e
 
 def test_describe_config_lists_types_and_help():
     text = describe_config(load_config(['train.bs=8']))
@@ -117,7 +125,7 @@ def test_help_is_what_docments_reads():
     "describe_config's help is the field comment fastcore's docments reads, for every schema class."
     from dataclasses import is_dataclass
     from fastcore.docments import docments
-    import hpe_pretrain.train.config as C
-    classes = [v for v in vars(C).values() if isinstance(v, type) and is_dataclass(v) and v.__module__ == C.__name__]
+    import hpe_pretrain.train.config as C, hpe_pretrain.train.schema as S
+    classes = [v for v in vars(S).values() if isinstance(v, type) and is_dataclass(v) and v.__module__ == S.__name__]
     assert len(classes) >= 15
     for cls in classes: assert C._docs(cls) == {k: v for k, v in docments(cls).items() if k != 'return' and v}, cls

@@ -48,4 +48,4 @@ def test_pck_joints_through_evaluate_cache(caches):
     assert r14.summary['PCK'] == 0 and abs(r17.summary['PCK'] - 300 / 17) < 1e-6
     assert [g['group'] for g in r17.tables['per_joint_group']][-4:] == ['Hip', 'Knee', 'Ankle', 'Total']
     with pytest.raises(ValueError, match=r'pck_joints must be one of \(14, 17\)'):
-        evaluate_cache(lambda b: b, m, pck_joints=15)
+        evaluate_cache(lambda b: b, m, 5, pck_joints=15)

@@ -198,3 +198,29 @@ def test_linking_is_order_free_and_fast():
     f = np.repeat(np.arange(n), 3); kp = np.random.default_rng(1).uniform(0, 1000, (3 * n, 17, 2)).astype(np.float32)
     t0 = time.perf_counter(); link_detections(f, kp, np.ones((3 * n, 17), np.float32))
     assert time.perf_counter() - t0 < 20
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_linking_runs_same_as_frame_by_frame(seed):
+    "The single-person shortcut (`runs=True`) labels exactly as the frame-by-frame greedy step, jumps and crowds included."
+    rng = np.random.default_rng(seed); n = 300; J = 17
+    xy = np.cumsum(rng.normal(0, rng.uniform(1, 12), (n, 2)), 0) + 400 + 130 * np.cumsum(rng.random(n) < .03)[:, None]
+    f = np.r_[np.nonzero(rng.random(n) > rng.uniform(0, .4))[0], np.nonzero(rng.random(n) < .1)[0]]
+    shape = _person(0, 0, 1.0, J, rng)
+    kp = (shape + xy[f][:, None] * rng.uniform(.9, 1.1, (len(f), 1, 1))).astype(np.float32 if seed % 2 else np.float64)
+    c = np.where(rng.random((len(f), J)) < .2, 0, rng.random((len(f), J))).astype(np.float32)
+    c[rng.random(len(f)) < .05] = 0
+    for max_gap, min_iou in ((0, 0.), (3, .1), (10, .5)):
+        fast = link_detections(f, kp, c, max_gap, min_iou)
+        np.testing.assert_array_equal(fast, link_detections(f, kp, c, max_gap, min_iou, runs=False))
+
+
+def test_linking_one_person_is_vectorised(monkeypatch):
+    "A clean single-person track of 5,000 frames is linked in whole runs, not box by box."
+    import hpe_pretrain.data.keypoints as K
+    calls, box = [], K._box
+    monkeypatch.setattr(K, '_box', lambda *a: calls.append(1) or box(*a))
+    n = 5000
+    kp = _person(0, 0, 1.0, 17, np.random.default_rng(0))[None] + np.c_[np.arange(n) * 2., np.zeros(n)][:, None].astype(np.float32)
+    lab = link_detections(np.arange(n), kp, np.ones((n, 17), np.float32))
+    assert (lab == 0).all() and len(calls) < 10

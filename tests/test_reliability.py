@@ -73,7 +73,7 @@ def test_full_disk_while_writing_a_cache(tmp_path, tmpfs):
     "A cache that does not fit: one line naming the cache, no temporary file, no segfault (exit 2, not 139)."
     small = tmpfs('8m')
     r = _run(['prepare', '--dataset', 'synthetic', '--src', str(tmp_path / 'raw'), '--out', str(small / 'syn.h5'), '--frames', '60'])
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 2, r.stderr
     line = _one_line(r.stderr)
     assert line.startswith(f"hpe-pretrain prepare: error: no space left on device while writing {small / 'syn.h5'} ("), line
     assert sorted(p.name for p in small.iterdir() if not p.name.startswith('.')) == []
@@ -93,8 +93,8 @@ def test_ctrl_c_prints_one_line(tmp_path):
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     line = _one_line(err)
-    assert line.startswith('hpe-pretrain fit: interrupted (pretrain: ') and 'epoch(s) saved); continue with `hpe-pretrain fit --quick ' in line, line
-    assert line.endswith(' --resume`'), line
+    assert line.startswith('hpe-pretrain fit: interrupted (pretrain: ') and 'epoch(s) saved); continue with `hpe-pretrain fit --resume ' in line, line
+    assert line.endswith(f" --resume {tmp_path / 'int'}`"), line
 
 
 def test_full_disk_while_writing_the_report(tmp_path, tmpfs):

@@ -126,10 +126,12 @@ def test_cli_eval_refuses_code(tmp_path):
     _assert_cli_refused(r, ck, marker)
 
 def test_cli_fit_resume_refuses_code(tmp_path):
+    from hpe_pretrain.train.config import load_config, save_config
     marker = tmp_path/'PWNED'
+    save_config(load_config(TINY + ['stages=[finetune]', 'finetune.epochs=1', f'run.out_dir={tmp_path/"out"}', 'run.name=shared']),
+                tmp_path/'out'/'shared'/'config.yaml')
     ck = evil_checkpoint(tmp_path/'out'/'shared'/'models'/'finetune_last.pth', marker)
-    r = _run(['fit', '--resume', 'stages=[finetune]', 'finetune.epochs=1', f'run.out_dir={tmp_path/"out"}',
-              'run.name=shared'] + TINY, cwd=tmp_path)
+    r = _run(['fit', '--resume', str(tmp_path/'out'/'shared')], cwd=tmp_path)
     _assert_cli_refused(r, ck, marker)
 
 # --- atomic writes ------------------------------------------------------------------------------------------------

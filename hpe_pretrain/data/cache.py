@@ -1,4 +1,5 @@
-"""One compact HDF5 file per prepared dataset: a streaming atomic writer of the `PoseSequence`s every reader yields, and a reader with batched slice reads.
+"""One compact HDF5 file per prepared dataset: a streaming atomic writer of the `PoseSequence`s every reader
+yields, and a reader with batched slice reads.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.cache.html.md"""
 

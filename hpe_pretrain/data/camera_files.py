@@ -351,7 +351,7 @@ def _pick_camera(path: Path, cams: dict, group: str, calib_camera: Mapping, stri
         return cams[calib_camera[group]]
     if len(cams) == 1: return next(iter(cams.values()))
     if TS_CALIB_CAMERA.get(group) in cams: return cams[TS_CALIB_CAMERA[group]]
-    msg = f"{path}: holds cameras {sorted(cams)}; pass calib_camera={{'{group}': <index>}} to say which one filmed {group.upper()}"
+    msg = f"{path}: holds cameras {sorted(cams)}; pass --calib-camera {group}=<index> to hpe-pretrain prepare (Python: calib_camera={{'{group}': <index>}}) to say which one filmed {group.upper()}"
     if strict: raise ValueError(msg)
     warnings.warn(msg + '; no camera attached'); return None
 

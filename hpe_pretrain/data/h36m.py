@@ -1,4 +1,5 @@
-"""Read the original Human3.6M pose files (`D3_Positions`, `D3_Positions_mono`, `D2_Positions` CDFs) with the dataset's own sequence names and cameras, and yield one `PoseSequence` per (subject, sequence, camera).
+"""Read the original Human3.6M pose files (`D3_Positions`, `D3_Positions_mono`, `D2_Positions` CDFs) with the
+dataset's own sequence names and cameras, and yield one `PoseSequence` per (subject, sequence, camera).
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.h36m.html.md"""
 

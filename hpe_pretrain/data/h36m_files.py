@@ -1,4 +1,6 @@
-"""Read VideoPose3D's `data_3d_h36m.npz` / `data_2d_h36m_<detector>.npz`, MotionBERT's `h36m_sh_conf_cam_source_final.pkl` and Martinez's `S*/MyPoses/3D_positions/*.h5` into `PoseSequence`s, and pick the right reader with `detect_h36m_format` / `iter_h36m`.
+"""Read VideoPose3D's `data_3d_h36m.npz` / `data_2d_h36m_<detector>.npz`, MotionBERT's
+`h36m_sh_conf_cam_source_final.pkl` and Martinez's `S*/MyPoses/3D_positions/*.h5` into `PoseSequence`s, and pick
+the right reader with `detect_h36m_format` / `iter_h36m`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.h36m_files.html.md"""
 
@@ -350,7 +352,7 @@ def detect_h36m_format(src: str | Path, # dataset folder, or a .npz / .pkl file
             try: names = [n[:-4] for n in zipfile.ZipFile(src).namelist()]
             except (zipfile.BadZipFile, OSError) as e: raise ValueError(f"{src}: not a readable npz ({e})") from e
             if 'positions_3d' in names: return 'vp3d_npz'
-            hint = '; it is a 2D file: pass data_3d_h36m.npz as src and this file as path_2d=' if 'positions_2d' in names else ''
+            hint = '; it is a 2D file: pass data_3d_h36m.npz as --src and this file as --path-2d (Python: src=, path_2d=)' if 'positions_2d' in names else ''
             raise ValueError(f"{src}: no 'positions_3d' array (found {names}){hint}")
         raise ValueError(f"{src}: not an H36M source: expected a dataset folder, VideoPose3D's data_3d_h36m.npz or MotionBERT's {_MB_NAME}")
     found = [fmt for fmt, hit in (

@@ -60,7 +60,7 @@ def require_image_size(track: KeypointTrack, # a track read from a file
         raise ValueError(f"{track.source or 'the keypoint file'} has no image size; pass --image-size W H")
     return int(track.width), int(track.height)
 
-# %% ../../nbs/00i_data.keypoints.ipynb #4e64994d
+# %% ../../nbs/00i_data.keypoints.ipynb #8e27b7fd
 def _box(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
     p = kp[conf > 0] if (conf > 0).any() else kp
     return np.r_[p.min(0), p.max(0)]
@@ -70,18 +70,53 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
     return float(inter / union) if union > 0 else 0.
 
+def _boxes(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    "`_box` of many: (n, J, 2), (n, J) -> (n, 4), the same numbers in the same dtype."
+    m = conf > 0; m = (m | ~m.any(1, keepdims=True))[..., None]
+    return np.concatenate([np.where(m, kp, np.inf).min(1), np.where(m, kp, -np.inf).max(1)], 1)
+
+def _ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    "`_iou` of many box pairs: (n, 4), (n, 4) -> (n,) float64, the same numbers."
+    inter = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None).prod(1)
+    union = (a[:, 2:] - a[:, :2]).prod(1) + (b[:, 2:] - b[:, :2]).prod(1) - inter
+    return np.divide(inter, union, out=np.zeros(len(a)), where=union > 0)
+
+def _chain(frames, keypoints, confidence, track: list, dets: np.ndarray, max_gap: int, min_iou: float) -> int:
+    "How many of `dets` (one detection per frame, in frame order) extend `track` one by one with IoU >= `min_iou`."
+    n, size = 0, 64
+    while n < len(dets):                                 # growing chunks: a break early costs little
+        cur = dets[n:n + size]
+        prev = np.r_[track[-1] if n == 0 else dets[n - 1], cur[:-1]]
+        prev2 = np.r_[(track[-2:] if n == 0 else [track[-1] if n == 1 else dets[n - 2], dets[n - 1]]), cur[:-2]][:len(cur)]
+        f, fp, fq = frames[cur], frames[prev], frames[prev2]
+        pred = keypoints[prev] + (keypoints[prev] - keypoints[prev2]) * ((f - fp) / (fp - fq))[:, None, None]
+        ok = (f - fp <= max_gap + 1) & (_ious(_boxes(pred, confidence[prev]), _boxes(keypoints[cur], confidence[cur])) >= min_iou)
+        k = len(cur) if ok.all() else int(np.argmin(ok))
+        n += k; size *= 2
+        if k < len(cur): break
+    return n
+
 def link_detections(frames: np.ndarray,      # (N,) frame index of each detection
                     keypoints: np.ndarray,   # (N, J, 2) pixels
                     confidence: np.ndarray,  # (N, J)
                     max_gap: int = 10,       # a track stays open this many frames without a detection
                     min_iou: float = 0.1,    # below this box IoU, fall back to the mean keypoint distance
+                    runs: bool = True,       # one open track and one detection per frame: link whole runs at once (same result)
                    ) -> np.ndarray:          # (N,) int64 track index (0, 1, … in order of appearance)
     "Link detections frame to frame, greedily (see above)."
     frames = np.asarray(frames); out = np.full(len(frames), -1, np.int64); tracks: list[list[int]] = []; live = []
     order = np.argsort(frames, kind='stable'); bounds = np.r_[0, np.nonzero(np.diff(frames[order]))[0] + 1, len(order)]
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    multi = np.nonzero(np.diff(bounds) > 1)[0]           # frames with more than one detection
+    g = 0
+    while g < len(bounds) - 1:
+        a, b = bounds[g], bounds[g + 1]
         dets, cands, f = order[a:b], [], frames[order[a]]
         live = [k for k in live if f - frames[tracks[k][-1]] <= max_gap + 1]   # tracks still open
+        if runs and b - a == 1 and len(live) == 1 and len(tracks[live[0]]) > 1:   # the single-person case
+            nxt = np.searchsorted(multi, g); end = multi[nxt] if nxt < len(multi) else len(bounds) - 1
+            n = _chain(frames, keypoints, confidence, tracks[live[0]], order[bounds[g:end]], max_gap, min_iou)
+            if n:
+                run = order[bounds[g:g + n]]; tracks[live[0]].extend(run.tolist()); out[run] = live[0]; g += n; continue
         for k in live:
             t = tracks[k]
             pred = keypoints[t[-1]]
@@ -99,6 +134,7 @@ def link_detections(frames: np.ndarray,      # (N,) frame index of each detectio
             used_k.add(k); used_i.add(i); tracks[k].append(i); out[i] = k
         for i in dets:
             if out[i] < 0: out[i] = len(tracks); live.append(len(tracks)); tracks.append([i])
+        g += 1
     return out
 
 # %% ../../nbs/00i_data.keypoints.ipynb #1793e955
@@ -142,12 +178,16 @@ def fill_gaps(track: KeypointTrack, # a track, possibly with missing frames
         out.append(replace(track, frames=ff, keypoints=k, confidence=cc))
     return out
 
-# %% ../../nbs/00i_data.keypoints.ipynb #1641d8c6
+# %% ../../nbs/00i_data.keypoints.ipynb #f3cc49fd
 def _err(path, field: str, msg: str) -> ValueError: return ValueError(f"{path}: {field}: {msg}")
 
-def _load_json(path: Path):
+def _load_json(path: Path, first: bool = False):
+    "The file's JSON; `first`: of a non-empty list only its first element (as a list), enough to tell the format."
     text = Path(path).read_text(encoding='utf-8')
     if not text.strip(): raise _err(path, 'file', "empty file")
+    if first and (s := text.lstrip()).startswith('[') and not (s := s[1:].lstrip()).startswith(']'):
+        try: return [json.JSONDecoder().raw_decode(s)[0]]   # the reader parses (and checks) the whole file
+        except json.JSONDecodeError: pass
     try: return json.loads(text)
     except json.JSONDecodeError as e: raise _err(path, 'file', f"not JSON ({e})") from None
 
@@ -368,7 +408,7 @@ def write_npz(track: KeypointTrack, # the track (its frames are not stored)
         np.savez(fh, keypoints=np.concatenate([track.keypoints, track.confidence[..., None]], -1))
     return Path(path)
 
-# %% ../../nbs/00i_data.keypoints.ipynb #44dbcb14
+# %% ../../nbs/00i_data.keypoints.ipynb #c43d2d10
 FORMATS = ('coco_results', 'coco_annotations', 'alphapose', 'openpose', 'mmpose', 'npz')
 
 def detect_format(path: str | Path, # a keypoint file or an OpenPose folder
@@ -377,7 +417,7 @@ def detect_format(path: str | Path, # a keypoint file or an OpenPose folder
     path = Path(path)
     if path.is_dir(): return 'openpose'
     if path.suffix in ('.npz', '.npy'): return 'npz'
-    data = _load_json(path)
+    data = _load_json(path, first=True)
     if isinstance(data, dict):
         if 'images' in data and 'annotations' in data: return 'coco_annotations'
         if 'people' in data: return 'openpose'

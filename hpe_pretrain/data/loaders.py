@@ -1,4 +1,5 @@
-"""Fixed-length clips over a pose cache — never crossing a sequence, short sequences resampled as MotionBERT does — gathered a whole batch at a time into fastai `DataLoaders`.
+"""Fixed-length clips over a pose cache — never crossing a sequence, short sequences resampled as MotionBERT does —
+gathered a whole batch at a time into fastai `DataLoaders`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.loaders.html.md"""
 
@@ -56,13 +57,13 @@ def clip_frames(start: np.ndarray, # (B,) first frame of each clip
     pad = (t * length) // clip_len if short == 'resample' else np.minimum(t, length - 1)  # floor(linspace(0, L, T))
     return np.where(length >= clip_len, start + t, pad)
 
-# %% ../../nbs/00h_data.loaders.ipynb #51356972
+# %% ../../nbs/00h_data.loaders.ipynb #0e7a9ddf
 BATCH_FIELDS = MappingProxyType({'kp2d': 'joints_2d', 'conf': 'confidence', 'j3d': 'joints_3d', 'valid': 'valid'})
 
 class PoseClipDataset:
     "Clips of `clip_len` frames of (some of) the sequences of a `PoseCache`; `get_batch` gathers many at once."
     def __init__(self, cache: PoseCache | str | Path, # the cache (opened if a path)
-                 clip_len: int = 243, # T
+                 clip_len: int, # T (the model's training clip length; no default: a tiny model's is not MotionBERT's 243)
                  stride: int | None = None, # None: clip_len (non-overlapping)
                  seqs: Sequence[int] | np.ndarray | None = None, # cache sequence indices (e.g. `cache.select(...)`); None: all
                  short: str = 'resample', # sequences shorter than T (see `clip_index`)
@@ -151,10 +152,10 @@ class ClipDataLoader(DataLoader):
         "Same loader on `dataset` (keeps `seed`), as fastai's `new`."
         return super().new(dataset=dataset, cls=cls, **{'seed': self.seed, **kwargs})
 
-# %% ../../nbs/00h_data.loaders.ipynb #399d0dc8
+# %% ../../nbs/00h_data.loaders.ipynb #64a28380
 def pose_dataloaders(cache_path: str | Path | PoseCache, # pose cache file (or an open `PoseCache`)
-                     clip_len: int = 243, # T, frames per clip
-                     stride: int = 81, # training clip stride (MotionBERT: 81 for 243-frame H36M clips)
+                     clip_len: int, # T, frames per clip (the config's `data.clip_len`)
+                     stride: int | None = None, # training clip stride (None: clip_len // 3, MotionBERT's 81 for 243-frame H36M clips)
                      bs: int = 32, # clips per batch
                      train_split: str = 'train', # `seq/split` value of training sequences
                      valid_split: str = 'test', # `seq/split` value of validation sequences
@@ -173,6 +174,7 @@ def pose_dataloaders(cache_path: str | Path | PoseCache, # pose cache file (or a
     "fastai `DataLoaders` (train shuffled, valid in order) of contract batch dicts over a pose cache."
     if not 0 < fraction <= 1: raise ValueError(f"fraction={fraction}, expected 0 < fraction <= 1")
     cache = cache_path if isinstance(cache_path, PoseCache) else PoseCache(cache_path)
+    stride = stride or max(1, clip_len // 3)
     tr = PoseClipDataset(cache, clip_len, stride, cache.select(split=train_split, subjects=subjects), short, False, in_memory)
     va = PoseClipDataset(cache, clip_len, valid_stride, cache.select(split=valid_split, subjects=valid_subjects), short, True, in_memory)
     for name, ds in (('training', tr), ('validation', va)):

@@ -1,4 +1,5 @@
-"""Plausible human motion with no dataset: a 32-joint H36M-proportioned skeleton with per-subject bone lengths, driven by smooth joint-angle trajectories of several motion families, in world millimetres.
+"""Plausible human motion with no dataset: a 32-joint H36M-proportioned skeleton with per-subject bone lengths,
+driven by smooth joint-angle trajectories of several motion families, in world millimetres.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.motion.html.md"""
 

@@ -1,4 +1,5 @@
-"""Read the official MPI-INF-3DHP files (training `annot.mat` + `camera.calibration`, test `annot_data.mat`) into `PoseSequence`s; write the same formats for tests and synthetic data.
+"""Read the official MPI-INF-3DHP files (training `annot.mat` + `camera.calibration`, test `annot_data.mat`) into
+`PoseSequence`s; write the same formats for tests and synthetic data.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.mpi_inf_3dhp.html.md"""
 

@@ -1,4 +1,5 @@
-"""Read P-STMO's preprocessed `data_train_3dhp.npz` / `data_test_3dhp.npz` into `PoseSequence`s, and read any MPI-INF-3DHP source (official files or npz) with `detect_3dhp_format` / `iter_3dhp`.
+"""Read P-STMO's preprocessed `data_train_3dhp.npz` / `data_test_3dhp.npz` into `PoseSequence`s, and read any
+MPI-INF-3DHP source (official files or npz) with `detect_3dhp_format` / `iter_3dhp`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.mpi_inf_3dhp_files.html.md"""
 
@@ -58,7 +59,7 @@ def _load_npz_data(path: Path, trust_pickle: bool) -> dict:
     if 'data' not in files: raise ValueError(f"{path}: key 'data' missing (found {files}); expected a P-STMO 3DHP npz")
     if not trust_pickle:
         raise ValueError(f"{path}: key 'data' is a pickled Python object, and unpickling can run arbitrary code; "
-                         f"pass trust_pickle=True if you trust this file")
+                         f"pass --trust-pickle to hpe-pretrain prepare (Python: trust_pickle=True) only if you trust this file")
     try:
         with np.load(path, allow_pickle=True) as z: data = z['data']
         data = data.item() if data.dtype == object and data.shape == () else None

@@ -1,4 +1,5 @@
-"""One entry point from any H36M / MPI-INF-3DHP source (or synthetic data) to the pose cache: format detection, source fingerprints for cache reuse, atomic writes, a summary table, and the `hpe-pretrain prepare` arguments.
+"""One entry point from any H36M / MPI-INF-3DHP source (or synthetic data) to the pose cache: format detection,
+source fingerprints for cache reuse, atomic writes, a summary table, and the `hpe-pretrain prepare` arguments.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.prepare.html.md"""
 
@@ -233,7 +234,7 @@ def _prepare_synthetic_cache(like, raw, out, j, split, force, progress, rd_kw, g
     return _prepare(like, raw, out, 'cdf' if like == 'h36m' else 'raw', j, split, force, progress,
                     cache_dataset='synthetic', extra={'synthetic': {'like': like, 'args': a}}, **{**rd, **rd_kw})
 
-# %% ../../nbs/00g_data.prepare.ipynb #5754673c
+# %% ../../nbs/00g_data.prepare.ipynb #9e415f1f
 def add_prepare_args(parser: argparse.ArgumentParser, # parser (or sub-command parser) to extend
                     ) -> argparse.ArgumentParser:    # the same parser
     "Add the `prepare` options: --dataset, --src, --format, --out, --joints, --split, --force, --trust-pickle, ..."
@@ -276,7 +277,7 @@ def error_line(e: BaseException, # an error meant for a command-line user
 
 def prepare_from_args(args: argparse.Namespace, # parsed by a parser set up with `add_prepare_args`
                      ) -> Path:                 # the cache file
-    "Run `prepare` from parsed arguments; errors end the program with one line (SystemExit)."
+    "Run `prepare` from parsed arguments; a bad source, option or full disk raises one ValueError with a one-line message."
     root, ds = data_root(getattr(args, 'data_root', None)), args.dataset
     kw = {}
     if getattr(args, 'trust_pickle', False): kw['trust_pickle'] = True
@@ -284,7 +285,7 @@ def prepare_from_args(args: argparse.Namespace, # parsed by a parser set up with
         if getattr(args, k, None) is not None: kw[k] = getattr(args, k)
     if getattr(args, 'calib_camera', None):
         try: kw['calib_camera'] = {k.strip(): int(v) for k, v in (x.split('=') for x in args.calib_camera.split(',') if x.strip())}
-        except ValueError: raise SystemExit(f"hpe-pretrain prepare: error: --calib-camera {args.calib_camera!r}: expected GROUP=INDEX pairs such as ts1-4=8,ts5-6=0") from None
+        except ValueError: raise ValueError(f"--calib-camera {args.calib_camera!r}: expected GROUP=INDEX pairs such as ts1-4=8,ts5-6=0") from None
     split = args.split
     if getattr(args, 'subjects', None):
         subs = tuple(x.strip() for x in args.subjects.split(',') if x.strip())
@@ -308,4 +309,4 @@ def prepare_from_args(args: argparse.Namespace, # parsed by a parser set up with
         return prepare(ds, src, out, fmt=args.fmt, joints=args.joints, split=split, force=args.force,
                        progress=not getattr(args, 'quiet', False), **kw)
     except (ValueError, OSError, TypeError) as e:   # bad source, full disk, ...: one line, no traceback
-        raise SystemExit(f"hpe-pretrain prepare: error: {error_line(e)}") from None
+        raise ValueError(error_line(e)) from None

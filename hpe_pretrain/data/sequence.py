@@ -1,4 +1,5 @@
-"""`PoseSequence`, the unit every reader yields and the pose cache stores; its per-frame fields and their validation.
+"""`PoseSequence`, the unit every reader yields and the pose cache
+stores; its per-frame fields and their validation.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.sequence.html.md"""
 

@@ -1,4 +1,5 @@
-"""Immutable joint sets (names, kinematic tree, left/right pairs, flip permutation) and the maps between them.
+"""Immutable joint sets (names, kinematic tree, left/right pairs,
+flip permutation) and the maps between them.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.skeleton.html.md"""
 

@@ -1,4 +1,6 @@
-"""Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions` CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with `camera.calibration`.
+"""Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions`
+CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with
+`camera.calibration`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.synthetic.html.md"""
 

@@ -1,4 +1,5 @@
-"""MotionBERT's dual-stream spatio-temporal transformer, written from the paper's description, with fast fused attention.
+"""MotionBERT's dual-stream spatio-temporal transformer, written from the paper's description, with fast fused
+attention.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/models.dstformer.html.md"""
 

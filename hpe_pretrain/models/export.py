@@ -1,4 +1,5 @@
-"""Use a trained model elsewhere: load it from its run folder (or a MotionBERT checkpoint), export it to ONNX or `torch.export` (`.pt2`), checked against eager PyTorch, with a JSON sidecar that says how to feed it.
+"""Use a trained model elsewhere: load it from its run folder (or a MotionBERT checkpoint), export it to ONNX or
+`torch.export` (`.pt2`), checked against eager PyTorch, with a JSON sidecar that says how to feed it.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/models.export.html.md"""
 

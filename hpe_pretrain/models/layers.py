@@ -1,4 +1,5 @@
-"""Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, MLP, DropPath, embeddings, blocks, stream fusion and output heads.
+"""Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, MLP,
+DropPath, embeddings, blocks, stream fusion and output heads.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/models.layers.html.md"""
 

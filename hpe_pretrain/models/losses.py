@@ -1,4 +1,5 @@
-"""Training objectives for pose sequences: MPJPE, scale-aligned N-MPJPE, velocity, bone lengths, confidence-weighted 2D, masked positions — and their weighted combination.
+"""Training objectives for pose sequences: MPJPE, scale-aligned N-MPJPE, velocity, bone lengths,
+confidence-weighted 2D, masked positions — and their weighted combination.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/models.losses.html.md"""
 

@@ -1,4 +1,5 @@
-"""A lighter lifting transformer of the P-STMO / MixSTE family with the same interface as `DSTformer`, plus a masked-pose-modelling mode whose encoder sees only the visible frames.
+"""A lighter lifting transformer of the P-STMO / MixSTE family with the same interface as `DSTformer`, plus a
+masked-pose-modelling mode whose encoder sees only the visible frames.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/models.stmo.html.md"""
 

@@ -50,7 +50,7 @@ class MPMTask(nn.Module):
         if self.head is None: return self.model.forward_mpm(b['x'], b['mask_frames'])
         return self.head(self.model(b['x'], return_rep=True))
 
-# %% ../../nbs/03e_train.learner.ipynb #06b5727d
+# %% ../../nbs/03e_train.learner.ipynb #136c6393
 class LiftLoss(nn.Module):
     "Weighted 3D lifting loss of a prediction against `b['y3d']` (metres)."
     def __init__(self, weights:Mapping[str, float], # term -> weight, e.g. {'mpjpe': 1, 'n_mpjpe': 0.5, 'velocity': 1}
@@ -62,11 +62,12 @@ class LiftLoss(nn.Module):
                ) -> Tensor: # scalar
         return self.crit(pred, b['y3d'])
 
-def mpm_mask(b:dict, # a batch with 'mask_frames' (B, T) and optionally 'mask_joints' (B, T, J)
+def mpm_mask(b:dict, # a batch with 'mask_frames' (B, T), optionally 'mask_joints' (B, T, J) and 'conf' (B, T, J)
             ) -> Tensor:
-    "(B, T, J) bool: the positions the masked-modelling loss is computed on (masked frames or masked joints)."
+    "(B, T, J) bool: the positions the masked-modelling loss is computed on (masked frames or joints), never a joint of confidence 0."
     m = b['mask_frames'][..., None].expand(b['x2d'].shape[:-1])
-    return m | b['mask_joints'] if 'mask_joints' in b else m
+    m = m | b['mask_joints'] if 'mask_joints' in b else m
+    return m & (b['conf'] > 0) if 'conf' in b else m   # confidence 0: not observed (missed detection, filled gap, joint a source lacks)
 
 class MPMLoss(nn.Module):
     "Mean 2D error (normalised units) at the masked positions against the clean `b['x2d']`."

@@ -1,4 +1,5 @@
-"""MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC, on NumPy arrays or torch tensors, exactly as the reference repositories compute them.
+"""MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC, on NumPy arrays or torch tensors, exactly as the
+reference repositories compute them.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.metrics.html.md"""
 

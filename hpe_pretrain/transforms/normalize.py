@@ -1,4 +1,5 @@
-"""Encode/decode pairs between the loader's pixels and metres and the model's normalised inputs and targets.
+"""Encode/decode pairs between the loader's pixels and metres and
+the model's normalised inputs and targets.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/transforms.normalize.html.md"""
 

@@ -1,4 +1,5 @@
-"""An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
+"""An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see
+the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/viz.explorer.html.md"""
 

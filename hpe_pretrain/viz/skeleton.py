@@ -1,4 +1,5 @@
-"""Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button.
+"""Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera
+frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/viz.skeleton.html.md"""
 
