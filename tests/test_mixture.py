@@ -259,7 +259,7 @@ def test_init_from_run_folder_and_checkpoint(tmp_path):
     assert (ft.joint_embed.joint_embed[0, 0, M.index('l_wrist')] == H.index('l_wrist')).all()
     # a checkpoint outside a run: the joint set must be given
     lone = tmp_path / 'lone.pth'; lone.write_bytes(run.checkpoint('pretrain', 'last').read_bytes())
-    with pytest.raises(ValueError, match=r"lone.pth: cannot tell which joint set it was trained on .*; pass src_joints"):
+    with pytest.raises(ValueError, match=r"lone.pth: cannot tell which joint set it was trained on .*or pass src_joints"):
         init_from(ft, lone, 'mpi17', verbose=False)
     assert init_from(ft, lone, 'mpi17', src_joints='h36m17', verbose=False).permuted[0] == 'joint_embed.joint_embed'
     with pytest.raises(FileNotFoundError, match="no pretrain, finetune or scratch checkpoint"):
