@@ -19,7 +19,6 @@ Modules:
 - `hpe_pretrain.data.skeleton`: Immutable joint sets (names, kinematic tree, left/right pairs, flip permutation) and the maps between them.
 - `hpe_pretrain.data.synthetic`: Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions` CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with `camera.calibration`.
 - `hpe_pretrain.models.dstformer`: MotionBERT's dual-stream spatio-temporal transformer, written from the paper's description, with fast fused attention.
-- `hpe_pretrain.models.export`: Use a trained model elsewhere: load it from its run folder (or a MotionBERT checkpoint), export it to ONNX or `torch.export` (`.pt2`), checked against eager PyTorch, with a JSON sidecar that says how to feed it.
 - `hpe_pretrain.models.factory`: Create models by name from the YAML configs shipped in the package, and transfer pretrained encoder weights by name with a clear report.
 - `hpe_pretrain.models.joints`: Carry weights across joint sets: which tensors of each architecture hold one slice per joint, which checkpoint joint each model joint is, and a state dict re-ordered from one joint set to another.
 - `hpe_pretrain.models.layers`: Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, MLP, DropPath, embeddings, blocks, stream fusion and output heads.

@@ -18,7 +18,8 @@ from .data.cache import PoseSequence, write_cache
 from .train.callbacks import PoseLearner
 
 # %% auto #0
-__all__ = ['synth_pose_batch', 'toy_cache', 'synth_dls', 'synth_learner']
+__all__ = ['synth_pose_batch', 'toy_cache', 'synth_dls', 'synth_learner', 'make_run', 'motionbert_state',
+           'write_motionbert_checkpoint']
 
 # %% ../nbs/05_testing.ipynb #6b61feaf
 _TEMPLATE_H36M17 = (  # standing pose, metres, x to the subject's left, y up, z forward; pelvis at hip height
@@ -98,3 +99,66 @@ def synth_learner(n_train:int=64, # training samples
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 4))
     return PoseLearner(synth_dls(n_train, bs=bs, seed=seed), model, loss_func=nn.MSELoss(), cbs=cbs, **kwargs)
+
+# %% ../nbs/05_testing.ipynb #c39201b1
+def make_run(d:str|Path, # the run folder to create
+             model:str='stmo-tiny', # a shipped model name
+             stages:Sequence[str]=('finetune',), # stages to write checkpoints of ('pretrain', 'finetune', 'scratch')
+             seed:int=0, # weight seed (stage i uses seed + i)
+             overrides:Sequence[str]=(), # further config overrides (`key=value`)
+            ) -> tuple:
+    "`(RunDir, {stage: model})`: a run folder like `fit` leaves, with freshly created (untrained) models."
+    from omegaconf import OmegaConf
+    from hpe_pretrain.data.files import RunDir
+    from hpe_pretrain.models.factory import create_model, finetune_model_config
+    from hpe_pretrain.train.config import load_config, save_config
+    run = RunDir(Path(d)); cfg = load_config([f'model={model}', 'data.clip_len=27', *overrides])
+    save_config(cfg, run.config); run.models.mkdir(parents=True, exist_ok=True)
+    mc = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ('weights', 'weights_head')}
+    models = {}
+    for i, st in enumerate(stages):
+        torch.manual_seed(seed + i)
+        m = create_model(mc if st == 'pretrain' else finetune_model_config(mc)).eval()
+        state = {'model': {f'model.{k}': v for k, v in m.state_dict().items()}, 'epoch': 0, 'n_epoch': 1, 'best': 1.0,
+                 'monitor': 'mpm_px' if st == 'pretrain' else 'mpjpe_mm', 'value': 1.0}
+        for which in ('best', 'last'): torch.save(state, run.checkpoint(st, which))
+        models[st] = m
+    return run, models
+
+# %% ../nbs/05_testing.ipynb #6a4b1546
+def motionbert_state(dim_feat:int=32, # MotionBERT's dim_feat
+                     mlp_ratio:int=2, # its mlp_ratio
+                     depth:int=1, # its depth
+                     dim_rep:int=32, # its dim_rep
+                     J:int=17, # joints
+                     maxlen:int=27, # its maxlen
+                     out:int=3, # output channels of the head
+                     seed:int=0, # value seed
+                    ) -> dict:
+    "A random state dict with MotionBERT's `DSTformer` tensor names and shapes."
+    g = torch.Generator().manual_seed(seed); r = lambda *s: torch.randn(*s, generator=g) * 0.05
+    C, h = dim_feat, int(dim_feat * mlp_ratio)
+    sd = {'joints_embed.weight': r(C, 3), 'joints_embed.bias': r(C), 'pos_embed': r(1, J, C), 'temp_embed': r(1, maxlen, 1, C)}
+    for stream in ('blocks_st', 'blocks_ts'):
+        for i in range(depth):
+            for a in 'st':
+                b = f'{stream}.{i}.'
+                sd |= {b+f'norm1_{a}.weight': 1 + r(C), b+f'norm1_{a}.bias': r(C), b+f'attn_{a}.qkv.weight': r(3*C, C),
+                       b+f'attn_{a}.qkv.bias': r(3*C), b+f'attn_{a}.proj.weight': r(C, C), b+f'attn_{a}.proj.bias': r(C),
+                       b+f'norm2_{a}.weight': 1 + r(C), b+f'norm2_{a}.bias': r(C), b+f'mlp_{a}.fc1.weight': r(h, C),
+                       b+f'mlp_{a}.fc1.bias': r(h), b+f'mlp_{a}.fc2.weight': r(C, h), b+f'mlp_{a}.fc2.bias': r(C)}
+    for i in range(depth): sd |= {f'ts_attn.{i}.weight': r(2, 2*C), f'ts_attn.{i}.bias': r(2)}
+    sd |= {'norm.weight': 1 + r(C), 'norm.bias': r(C), 'pre_logits.fc.weight': r(dim_rep, C), 'pre_logits.fc.bias': r(dim_rep),
+           'head.weight': r(out, dim_rep), 'head.bias': r(out)}
+    return sd
+
+def write_motionbert_checkpoint(path:str|Path, # e.g. '.../best_epoch.bin'
+                                prefix:str='module.', # 'module.' as nn.DataParallel saves on a GPU; '' as on a CPU
+                                **kwargs, # `motionbert_state` arguments
+                               ) -> Path:
+    "Save `motionbert_state(**kwargs)` as MotionBERT's `train.py` does: `model_pos`, optimizer state, epoch, lr, min_loss."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    p = nn.Parameter(torch.zeros(4)); opt = torch.optim.AdamW([p], lr=1e-3); p.grad = torch.ones(4); opt.step()
+    torch.save({'epoch': 3, 'lr': 1e-3, 'optimizer': opt.state_dict(),
+                'model_pos': {f'{prefix}{k}': v for k, v in motionbert_state(**kwargs).items()}, 'min_loss': 41.5}, path)
+    return path

@@ -93,7 +93,7 @@ class _Writer:
         self.rows.append((seq, self.F, n, self._camera_variant(seq)))
         self.F += n
 
-# %% ../../nbs/00c_data.cache.ipynb #d0f58a5d
+# %% ../../nbs/00c_data.cache.ipynb #fe378286
 @patch
 def _camera_variant(self: _Writer, seq: PoseSequence) -> int:
     "Index of `seq.camera_params` among the distinct parameter sets of its camera id (-1: none)."
@@ -114,7 +114,8 @@ def finish(self: _Writer):
     for k in ('name', 'subject', 'action', 'camera', 'split'):
         g.create_dataset(k, data=np.array([getattr(s, k) for s in seqs], dtype=object), dtype=st)
     num = dict(start=[r[1] for r in self.rows], length=[r[2] for r in self.rows], width=[s.width for s in seqs],
-               height=[s.height for s in seqs], **({'camera_variant': [r[3] for r in self.rows]} if self.cams else {}))
+               height=[s.height for s in seqs], action_id=[s.action_id for s in seqs], subaction=[s.subaction for s in seqs],
+               **({'camera_variant': [r[3] for r in self.rows]} if self.cams else {}))
     for k, v in num.items(): g.create_dataset(k, data=np.array(v, np.int64), fletcher32=True)
     g.create_dataset('fps', data=np.array([s.fps for s in seqs], np.float64), fletcher32=True)
     if self.cams:
@@ -157,7 +158,7 @@ def _n_joints(path: Path, joints: str) -> int | None:
     try: return get_skeleton(joints).n_joints
     except ValueError as e: raise ValueError(f"{path}: {e}") from None
 
-# %% ../../nbs/00c_data.cache.ipynb #1776809d
+# %% ../../nbs/00c_data.cache.ipynb #c67c8a1b
 @dataclass(frozen=True)
 class SeqTable:
     "The `seq/*` table of a cache: one entry per sequence, each field an (S,) numpy array."
@@ -165,6 +166,8 @@ class SeqTable:
     start: np.ndarray; length: np.ndarray # int64 rows: frame f of sequence s is row start[s] + f
     fps: np.ndarray; width: np.ndarray; height: np.ndarray # float64 Hz, int64 px
     camera_variant: np.ndarray # int64, -1 where no camera parameters are stored
+    action_id: np.ndarray # int64 H36M action id of each sequence (0: unknown; caches before it: all 0)
+    subaction: np.ndarray # int64 H36M sub-action (0: unknown)
     def __len__(self) -> int: return len(self.name)
     def row(self, i: int, # sequence index
            ) -> dict:
@@ -192,13 +195,14 @@ def _check_header(path: Path, f: h5py.File) -> dict:
         if not isinstance(a.get(k), str): raise _cache_error(path, f"attribute {k!r} is missing")
     return a
 
-# %% ../../nbs/00c_data.cache.ipynb #58f9b02c
+# %% ../../nbs/00c_data.cache.ipynb #7d819395
 def _read_table(path: Path, f: h5py.File) -> SeqTable:
     g = f.get('seq')
     if not isinstance(g, h5py.Group): raise _cache_error(path, "group 'seq' is missing")
     cols = {}
     for k in SeqTable.__dataclass_fields__:
         if k == 'camera_variant' and k not in g: cols[k] = np.full(len(cols['name']), -1, np.int64); continue
+        if k in ('action_id', 'subaction') and k not in g: cols[k] = np.zeros(len(cols['name']), np.int64); continue
         if k not in g: raise _cache_error(path, f"dataset 'seq/{k}' is missing")
         ds = g[k]
         cols[k] = np.array(ds.asstr()[()], dtype=str) if ds.dtype.kind in 'OS' else ds[()]
@@ -313,7 +317,7 @@ def array(self: PoseCache, field: str, # frame field, e.g. 'joints_2d'
     "The whole (F, ...) array of `field` (loaded into memory on first use)."
     return self.load([field])._mem[field]
 
-# %% ../../nbs/00c_data.cache.ipynb #6495d363
+# %% ../../nbs/00c_data.cache.ipynb #5098dc05
 @patch
 def camera_attrs(self: PoseCache, i: int, # sequence index
                 ) -> dict | None:
@@ -343,6 +347,7 @@ def sequence(self: PoseCache, i: int, # sequence index
         from hpe_pretrain.data.camera import Camera
         cam = Camera.from_dict(cam)
     return PoseSequence(str(t.subject[i]), str(t.action[i]), str(t.camera[i]), str(t.split[i]), fps=float(t.fps[i]),
+                        action_id=int(t.action_id[i]), subaction=int(t.subaction[i]),
                         width=int(t.width[i]), height=int(t.height[i]), camera_params=cam, **arrays)
 
 @patch

@@ -214,7 +214,7 @@ def find_h36m_metadata(root: str | Path,                    # dataset root (or a
     raise FileNotFoundError(f"{root}: no metadata.xml here or one folder up; pass --metadata PATH (Python: metadata=; the dataset's "
                             "metadata.xml holds the cameras and the sequence names)")
 
-# %% ../../nbs/00d_data.h36m.ipynb #0eb68e58
+# %% ../../nbs/00d_data.h36m.ipynb #fb28952d
 def iter_h36m_raw(root: str | Path,                       # folder holding S1/, S5/, ... (and usually metadata.xml)
                   metadata: str | Path | None = None,     # metadata.xml (default: found by `find_h36m_metadata`)
                   subjects: Sequence[str] = H36M_POSE_SUBJECTS, # subjects to read
@@ -245,14 +245,14 @@ def iter_h36m_raw(root: str | Path,                       # folder holding S1/, 
     return _iter_raw(seqs, files, feats, cams, joints, tuple(cameras))
 
 def _iter_raw(seqs, files, feats, cams, joints, cameras) -> Iterator[PoseSequence]:
-    for (subj, _, _, base), d3 in zip(seqs, files):
+    for (subj, act, sub, base), d3 in zip(seqs, files):
         world = read_h36m_cdf(d3, channels=3) / 1000                     # (N, 32, 3) world metres
         for cid in cameras:
             cam = cams[(subj, cid)]
             mono, d2 = (feats[subj] / kind / f'{base}.{cid}.cdf' for kind in ('D3_Positions_mono', 'D2_Positions'))
             X = read_h36m_cdf(mono, channels=3) / 1000 if mono.is_file() else cam.world_to_camera(world)
             x = read_h36m_cdf(d2, channels=2) if d2.is_file() else None
-            yield make_h36m_sequence(subj, canonical_action(base), cam, X, x, joints=joints, source=str(d2))
+            yield make_h36m_sequence(subj, canonical_action(base), cam, X, x, joints=joints, source=str(d2), action_id=act, subaction=sub)
 
 # %% ../../nbs/00d_data.h36m.ipynb #91a9e6e2
 def write_h36m_raw(root: str | Path,                             # output dataset root

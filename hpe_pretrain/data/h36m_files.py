@@ -215,7 +215,7 @@ def _load_pickle(path: Path, trust_pickle: bool) -> Mapping:
         raise ValueError(f"{path}: expected a dict with 'train' and 'test' (MotionBERT layout), got {type(data).__name__} {list(data)[:5] if isinstance(data, Mapping) else ''}")
     return data
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #f5cd7c5a
+# %% ../../nbs/00d_data.h36m_files.ipynb #2a0249d1
 def read_motionbert_pkl(path: str | Path,              # MotionBERT `h36m_sh_conf_cam_source_final.pkl`
                         trust_pickle: bool = False,    # must be True: unpickling executes code from the file
                         splits: Sequence[str] = ('train', 'test'), # top-level keys to read
@@ -255,7 +255,8 @@ def read_motionbert_pkl(path: str | Path,              # MotionBERT `h36m_sh_con
             name = canonical_action(mapping[(subj, act, sub)]) if mapping else f'{H36M_ACTION_IDS[act]} {sub}'
             cid, mm = cam_names[a], (j25[a:b] if j25 is not None else j3[a:b] * factor[a:b, None, None]).astype(np.float32)
             yield make_h36m_sequence(subj, name, cams.get((subj, cid), cid), (mm - mm[:, :1]) / 1000, j2[a:b], src_3d='h36m17', split=split,
-                                     source=str(path), confidence=conf[a:b].astype(np.float32), factor_2_5d=factor[a:b])
+                                     source=str(path), confidence=conf[a:b].astype(np.float32), factor_2_5d=factor[a:b],
+                                     action_id=act, subaction=sub)
 
 # %% ../../nbs/00d_data.h36m_files.ipynb #545d2b46
 def read_martinez_h5(path: str | Path, # a `MyPoses/3D_positions/*.h5` file

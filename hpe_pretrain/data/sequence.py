@@ -30,7 +30,7 @@ FRAME_FIELDS: Mapping[str, _Field] = MappingProxyType({f.name: f for f in (
     _Field('activity', (), 'uint8', 0))})
 REQUIRED_FIELDS = tuple(k for k, f in FRAME_FIELDS.items() if f.fill is None)
 
-# %% ../../nbs/00c_data.sequence.ipynb #b56f063c
+# %% ../../nbs/00c_data.sequence.ipynb #6c6b834e
 @dataclass(eq=False)
 class PoseSequence:
     "One (subject, action, camera) sequence: the unit every reader yields and the cache stores."
@@ -49,6 +49,8 @@ class PoseSequence:
     factor_2_5d: np.ndarray | None = None # (N,) MotionBERT 2.5D factor
     activity: np.ndarray | None = None # (N,) uint8 3DHP test activity 1..7
     camera_params: object | None = None # the `Camera` used, if known
+    action_id: int = 0 # H36M: the metadata.xml action id (2..16) of the sequence; 0 = unknown
+    subaction: int = 0 # H36M: its sub-action (1 or 2); 0 = unknown
 
     @property
     def name(self) -> str: return f"{self.subject}/{self.action}/{self.camera}"
@@ -77,7 +79,7 @@ def _check_array(name: str, field: str, x, shape: tuple, dtype: str) -> np.ndarr
         raise ValueError(f"sequence {name!r}: field {field!r} must hold integers 0..255")
     return np.ascontiguousarray(a, dtype=dtype)
 
-# %% ../../nbs/00c_data.sequence.ipynb #2271ed10
+# %% ../../nbs/00c_data.sequence.ipynb #563e20e5
 def _check_scalar(name: str, field: str, x, kind: type) -> float | int:
     "A positive finite `kind` scalar, or a ValueError naming sequence and field."
     try: v = kind(x); ok = np.isfinite(v) and v > 0 and (kind is float or v == x)
@@ -119,4 +121,10 @@ def validate_sequence(seq: PoseSequence, # sequence to check
         raise ValueError(f"sequence {name!r}: field 'valid' must hold 0/1")
     scal = dict(fps=_check_scalar(name, 'fps', seq.fps, float), width=_check_scalar(name, 'width', seq.width, int),
                 height=_check_scalar(name, 'height', seq.height, int))
-    return PoseSequence(seq.subject, seq.action, seq.camera, seq.split, camera_params=seq.camera_params, **scal, **arrays)
+    ids = {}
+    for k in ('action_id', 'subaction'):
+        v = getattr(seq, k, 0)
+        if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255):
+            raise ValueError(f"sequence {name!r}: field {k!r} is {v!r}, expected an int 0..255 (0 = unknown)")
+        ids[k] = int(v)
+    return PoseSequence(seq.subject, seq.action, seq.camera, seq.split, camera_params=seq.camera_params, **scal, **arrays, **ids)

@@ -94,7 +94,7 @@ def make_input(x2d: Tensor | np.ndarray, # (..., J, 2) normalised screen units
     if conf is None: conf = torch.ones_like(x2d[..., 0])
     return _interleave(x2d[..., 0], x2d[..., 1], conf.to(x2d.dtype))  # per-channel copies (CPU: faster than `cat`)
 
-# %% ../../nbs/01a_transforms.normalize.ipynb #2624ce9f
+# %% ../../nbs/01a_transforms.normalize.ipynb #b5277868
 @dataclass(frozen=True)
 class PoseCodec:
     "Pixels + confidence <-> model input; absolute camera metres <-> root-relative target (+ root trajectory)."
@@ -136,11 +136,24 @@ class PoseCodec:
                ) -> Tensor | np.ndarray: # (..., J, 3) absolute camera metres
         "Absolute poses from root-relative ones and the root trajectory."
         return absolute_3d(y3d, root3d)
+    name = 'screen'  # the encoding's name in sidecars (`hpe_pretrain.transforms.codecs`)
+    units = 'metres, root-relative, camera axes (x right, y down, z forward)'  # of `decode`
+    def decode(self, pred: Tensor | np.ndarray, # (..., J, 3) a prediction, camera metres
+               size: Tensor | np.ndarray | None = None, # unused (the output does not depend on the image)
+              ) -> Tensor | np.ndarray: # (..., J, 3) root-relative metres, the root exactly at the origin
+        "A prediction in `units`: root-relative camera metres."
+        return root_relative(pred, self.root)
+    def decode_mm(self, pred: Tensor | np.ndarray, # (..., J, 3) a prediction, camera metres
+                  size: Tensor | np.ndarray | None = None, # unused
+                  factor: np.ndarray | None = None, # unused
+                 ) -> Tensor | np.ndarray: # (..., J, 3) root-relative millimetres
+        "A prediction in root-relative millimetres (what the metrics compare)."
+        return root_relative(pred, self.root) * 1000.0
     def describe(self) -> dict:
         "The convention as JSON-able data (for sidecars and result files)."
-        return dict(input='(..., J, 3): x / w * 2 - 1, y / w * 2 - h / w (px; w, h the image size in px), confidence',
-                    input_channels=['x', 'y', 'confidence'], output='(..., J, 3) camera-space metres, root-relative',
-                    root_joint=self.root, px_per_unit='w / 2')
+        return dict(name=self.name, channels=['x', 'y', 'confidence'],
+                    formula={'x': 'x / w * 2 - 1', 'y': 'y / w * 2 - h / w', 'w, h': 'the image size in px'},
+                    output=dict(units=self.units, decode='p - p[root]'), root_joint=self.root)
 
 # %% ../../nbs/01a_transforms.normalize.ipynb #fe79c7ae
 class NormalizePose(Transform):
