@@ -31,7 +31,6 @@ Modules:
 - `hpe_pretrain.train.distributed`: The process's rank under `torchrun`, fastai's DDP trainer made safe for CPU (gloo), and a digest of a model's weights to compare ranks and runs.
 - `hpe_pretrain.train.eval_protocols`: The Human3.6M (P1, P2, N-MPJPE, MPJVE per action) and MPI-INF-3DHP (PCK, AUC, MPJPE per sequence and activity) protocols on plain arrays of predictions and ground truth, with every averaging choice explicit.
 - `hpe_pretrain.train.evaluate`: Whole-sequence inference with sliding windows and flip TTA, and a model (or any `predict_fn`) evaluated on a pose cache with the Human3.6M and MPI-INF-3DHP protocols of `train.eval_protocols`, results written per run.
-- `hpe_pretrain.train.infer`: `Predictor`: a trained lifting model applied to anyone's 2D keypoints with exactly the input encoding, windows and flip test-time augmentation that `hpe-pretrain eval` uses.
 - `hpe_pretrain.train.learner`: The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
 - `hpe_pretrain.train.metrics`: MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC, on NumPy arrays or torch tensors, exactly as the reference repositories compute them.
 - `hpe_pretrain.train.pipeline`: `fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the only place besides the CLI that reads configuration.

@@ -100,7 +100,7 @@ def synth_learner(n_train:int=64, # training samples
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 4))
     return PoseLearner(synth_dls(n_train, bs=bs, seed=seed), model, loss_func=nn.MSELoss(), cbs=cbs, **kwargs)
 
-# %% ../nbs/05_testing.ipynb #c39201b1
+# %% ../nbs/05_testing.ipynb #e22b7cf2
 def make_run(d:str|Path, # the run folder to create
              model:str='stmo-tiny', # a shipped model name
              stages:Sequence[str]=('finetune',), # stages to write checkpoints of ('pretrain', 'finetune', 'scratch')
@@ -125,7 +125,7 @@ def make_run(d:str|Path, # the run folder to create
         models[st] = m
     return run, models
 
-# %% ../nbs/05_testing.ipynb #6a4b1546
+# %% ../nbs/05_testing.ipynb #60c7edd6
 def motionbert_state(dim_feat:int=32, # MotionBERT's dim_feat
                      mlp_ratio:int=2, # its mlp_ratio
                      depth:int=1, # its depth

@@ -93,7 +93,7 @@ class _Writer:
         self.rows.append((seq, self.F, n, self._camera_variant(seq)))
         self.F += n
 
-# %% ../../nbs/00c_data.cache.ipynb #fe378286
+# %% ../../nbs/00c_data.cache.ipynb #730a5c0b
 @patch
 def _camera_variant(self: _Writer, seq: PoseSequence) -> int:
     "Index of `seq.camera_params` among the distinct parameter sets of its camera id (-1: none)."
@@ -158,7 +158,7 @@ def _n_joints(path: Path, joints: str) -> int | None:
     try: return get_skeleton(joints).n_joints
     except ValueError as e: raise ValueError(f"{path}: {e}") from None
 
-# %% ../../nbs/00c_data.cache.ipynb #c67c8a1b
+# %% ../../nbs/00c_data.cache.ipynb #5e9f48dd
 @dataclass(frozen=True)
 class SeqTable:
     "The `seq/*` table of a cache: one entry per sequence, each field an (S,) numpy array."
@@ -195,7 +195,7 @@ def _check_header(path: Path, f: h5py.File) -> dict:
         if not isinstance(a.get(k), str): raise _cache_error(path, f"attribute {k!r} is missing")
     return a
 
-# %% ../../nbs/00c_data.cache.ipynb #7d819395
+# %% ../../nbs/00c_data.cache.ipynb #2f963497
 def _read_table(path: Path, f: h5py.File) -> SeqTable:
     g = f.get('seq')
     if not isinstance(g, h5py.Group): raise _cache_error(path, "group 'seq' is missing")
@@ -317,7 +317,7 @@ def array(self: PoseCache, field: str, # frame field, e.g. 'joints_2d'
     "The whole (F, ...) array of `field` (loaded into memory on first use)."
     return self.load([field])._mem[field]
 
-# %% ../../nbs/00c_data.cache.ipynb #5098dc05
+# %% ../../nbs/00c_data.cache.ipynb #04a0e8fe
 @patch
 def camera_attrs(self: PoseCache, i: int, # sequence index
                 ) -> dict | None:

@@ -17,8 +17,8 @@ from types import MappingProxyType
 
 # %% auto #0
 __all__ = ['LIFTING_STAGES', 'GROUPS', 'pid_alive', 'remove_stale_tmp', 'DiskFullError', 'is_disk_full', 'disk_full_error',
-           'atomic_write', 'write_text_atomic', 'LockedError', 'file_lock', 'checkpoint_name', 'RunDir', 'config_dir',
-           'config_file', 'list_configs']
+           'atomic_write', 'write_text_atomic', 'LockedError', 'file_lock', 'atomic_folder', 'checkpoint_name',
+           'RunDir', 'config_dir', 'config_file', 'list_configs']
 
 # %% ../../nbs/00_data.files.ipynb #b12ca5b3
 def pid_alive(pid: int, # a process id
@@ -123,6 +123,45 @@ def file_lock(path: str | Path,   # the lock file (created); e.g. `outputs/<run>
         os.ftruncate(fd, 0); os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally: os.close(fd)   # closing releases the lock
+
+# %% ../../nbs/00_data.files.ipynb #3c7a3762
+_MANIFEST = '.hpe_pretrain_outputs'
+
+def _replaceable(out: Path) -> None:
+    "ValueError unless `out` is absent, empty, or only holds the files its manifest lists."
+    if not out.exists(): return
+    if not out.is_dir(): raise ValueError(f"{out}: exists and is not a folder; choose another output folder")
+    have = {p.name for p in out.iterdir()}
+    if not have: return
+    try: listed = set((out/_MANIFEST).read_text(encoding='utf-8').split('\n')) | {_MANIFEST}
+    except (OSError, UnicodeDecodeError): listed = set()
+    if not listed or not have <= listed:
+        raise ValueError(f"{out}: exists and holds files this command did not write ({', '.join(sorted(have - listed)[:4])}); "
+                         "choose a new or empty output folder")
+
+@contextmanager
+def atomic_folder(out: str | Path, # the output folder (replaced as a whole on success)
+                 ) -> Iterator[Path]: # a temporary folder next to it: write the files there
+    "Write a folder all or nothing: the files written into the yielded folder replace `out` together, or nothing changes."
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(out.parent/f'.{out.name}.lock', f'output folder {out}'):
+        _replaceable(out)
+        for q in out.parent.glob(f'.{glob.escape(out.name)}.[to][ml][pd]-*'):    # .tmp-<pid>, .old-<pid> of killed writers
+            m = re.search(r'-(\d+)$', q.name)
+            if m and not pid_alive(int(m[1])): shutil.rmtree(q, ignore_errors=True)
+        tmp, old = out.parent/f'.{out.name}.tmp-{os.getpid()}', out.parent/f'.{out.name}.old-{os.getpid()}'
+        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+        try:
+            yield tmp
+            (tmp/_MANIFEST).write_text('\n'.join(sorted(p.name for p in tmp.iterdir())), encoding='utf-8')
+            if out.exists(): os.replace(out, old)
+            os.replace(tmp, out)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old.exists() and not out.exists(): os.replace(old, out)
+            if is_disk_full(e) and not isinstance(e, DiskFullError): raise disk_full_error(out) from None
+            raise
+        shutil.rmtree(old, ignore_errors=True)
 
 # %% ../../nbs/00_data.files.ipynb #5ef1bfb8
 LIFTING_STAGES: tuple[str, ...] = ('finetune', 'scratch')   # the stages whose models lift 2D to 3D

@@ -214,7 +214,7 @@ def find_h36m_metadata(root: str | Path,                    # dataset root (or a
     raise FileNotFoundError(f"{root}: no metadata.xml here or one folder up; pass --metadata PATH (Python: metadata=; the dataset's "
                             "metadata.xml holds the cameras and the sequence names)")
 
-# %% ../../nbs/00d_data.h36m.ipynb #fb28952d
+# %% ../../nbs/00d_data.h36m.ipynb #8cd100e2
 def iter_h36m_raw(root: str | Path,                       # folder holding S1/, S5/, ... (and usually metadata.xml)
                   metadata: str | Path | None = None,     # metadata.xml (default: found by `find_h36m_metadata`)
                   subjects: Sequence[str] = H36M_POSE_SUBJECTS, # subjects to read

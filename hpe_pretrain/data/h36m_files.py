@@ -215,7 +215,7 @@ def _load_pickle(path: Path, trust_pickle: bool) -> Mapping:
         raise ValueError(f"{path}: expected a dict with 'train' and 'test' (MotionBERT layout), got {type(data).__name__} {list(data)[:5] if isinstance(data, Mapping) else ''}")
     return data
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #2a0249d1
+# %% ../../nbs/00d_data.h36m_files.ipynb #d22f4644
 def read_motionbert_pkl(path: str | Path,              # MotionBERT `h36m_sh_conf_cam_source_final.pkl`
                         trust_pickle: bool = False,    # must be True: unpickling executes code from the file
                         splits: Sequence[str] = ('train', 'test'), # top-level keys to read

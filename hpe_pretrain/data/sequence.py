@@ -30,7 +30,7 @@ FRAME_FIELDS: Mapping[str, _Field] = MappingProxyType({f.name: f for f in (
     _Field('activity', (), 'uint8', 0))})
 REQUIRED_FIELDS = tuple(k for k, f in FRAME_FIELDS.items() if f.fill is None)
 
-# %% ../../nbs/00c_data.sequence.ipynb #6c6b834e
+# %% ../../nbs/00c_data.sequence.ipynb #3b6fd188
 @dataclass(eq=False)
 class PoseSequence:
     "One (subject, action, camera) sequence: the unit every reader yields and the cache stores."
@@ -79,7 +79,7 @@ def _check_array(name: str, field: str, x, shape: tuple, dtype: str) -> np.ndarr
         raise ValueError(f"sequence {name!r}: field {field!r} must hold integers 0..255")
     return np.ascontiguousarray(a, dtype=dtype)
 
-# %% ../../nbs/00c_data.sequence.ipynb #563e20e5
+# %% ../../nbs/00c_data.sequence.ipynb #d478eb1b
 def _check_scalar(name: str, field: str, x, kind: type) -> float | int:
     "A positive finite `kind` scalar, or a ValueError naming sequence and field."
     try: v = kind(x); ok = np.isfinite(v) and v > 0 and (kind is float or v == x)

@@ -16,7 +16,7 @@ if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-f
 # %% auto #0
 __all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #74bde663
+# %% ../../nbs/03g_train.cli.ipynb #cf732db7
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -31,6 +31,29 @@ _EPILOG = """examples:
   hpe-pretrain fit model=dstformer-base model.weights=MotionBERT/checkpoint/pretrain/latest_epoch.bin
   torchrun --standalone --nproc_per_node 2 "$(command -v hpe-pretrain)" fit   # distributed (DDP)
 """
+
+def _ranged(kind: type, # int or float
+            lo: float, # smallest value allowed
+            hi: float, # largest value allowed
+           ):
+    "An argparse `type` that parses `kind` and refuses values outside [lo, hi] (and NaN, inf) with one line."
+    def parse(text: str):
+        try: v = kind(text)
+        except (TypeError, ValueError): v = None
+        if v is None or v != v or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {'an integer' if kind is int else 'a number'} from {lo:g} to {hi:g}")
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
+def _model_args(p: argparse.ArgumentParser, # a subcommand's parser
+                trust: bool = True, # add --trust-pickle (commands that load exports)
+               ) -> None:
+    "The options that say how to use a model file: MotionBERT's config, and the trust flag for .pt2 files."
+    p.add_argument('--motionbert-config', default=None, metavar='NAME', help='MotionBERT checkpoints: the config whose conventions '
+                   '(root-relative or global, flip) to follow: MB_ft_h36m, MB_ft_h36m_global, MB_ft_h36m_global_lite, MB_train_h36m, '
+                   'MB_pretrain, MB_lite (default: by the checkpoint\'s size)%(default).0s')
+    if trust: p.add_argument('--trust-pickle', action='store_true', help='load a .pt2 even if it holds pickles or code (only a file you trust)')
 
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of `hpe-pretrain` (subcommands prepare, fit, eval, export)."
@@ -52,41 +75,53 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue an interrupted run with its own saved config: `--resume outputs/X`, or `--resume run.name=X` "
                          "(no RUN: the run the overrides name, default outputs/main); only epochs, device and logging keys may change")
     pf.add_argument('--list', action='store_true', help='print the config keys (type, value, help), the models, the datasets and the experiments, then exit')
-    pe = sub.add_parser('eval', help='evaluate a trained run or checkpoint with the published protocols',
+    pe = sub.add_parser('eval', help='evaluate a trained run, checkpoint, MotionBERT release or export with the published protocols',
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     pe.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE',
-                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, or a MotionBERT .bin (config inferred)')
-    pe.add_argument('--data', required=True, metavar='CACHE.h5', help='a prepared pose cache')
+                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, a MotionBERT .bin, or an exported .onnx / .pt2%(default).0s')
+    pe.add_argument('--data', required=True, metavar='CACHE.h5', help='a prepared pose cache%(default).0s')
+    pe.add_argument('--protocol', default=None, choices=['package', 'motionbert'],
+                    help="windows, flip and skip list: the package's, or MotionBERT's (default for its checkpoints)%(default).0s")
     pe.add_argument('--aggregation', default='action-wise', choices=['action-wise', 'frame-wise'],
                     help='H36M: average per action, then over actions (VideoPose3D, MotionBERT), or over all frames (mmpose)')
-    pe.add_argument('--flip-tta', action='store_true', help='test-time flip augmentation')
-    pe.add_argument('--skip-list', action='store_true', help="drop MotionBERT's three S9 sequences (H36M)")
+    pe.add_argument('--flip-tta', action=argparse.BooleanOptionalAction, default=None, help="test-time flip averaging (default: the protocol's)%(default).0s")
+    pe.add_argument('--skip-list', action=argparse.BooleanOptionalAction, default=None,
+                    help="drop MotionBERT's three S9 sequences, matched by source ids (default: the protocol's)%(default).0s")
     pe.add_argument('--pck-joints', type=int, default=14, choices=(14, 17),
                     help="3DHP PCK/AUC joints: 14 (the lifting papers' evaluation code) or 17 (the original release)")
-    pe.add_argument('--stride', type=int, default=None, help='window stride over test sequences (default: clip length)')
-    pe.add_argument('--out', default=None, help='folder for CSV/JSON/Markdown results (default: <run>/results)')
+    pe.add_argument('--stride', type=_ranged(int, 1, 100_000), default=None, help='window stride over test sequences (default: clip length)%(default).0s')
+    pe.add_argument('--out', default=None, help='folder for CSV/JSON/Markdown results (default: <run>/results/eval_<cache>)%(default).0s')
+    pe.add_argument('--device', default=None, help="cpu, cuda, cuda:N or auto (default: the run's run.device; exports: cpu)%(default).0s")
+    _model_args(pe)
     px = sub.add_parser('export', help='export a trained model to ONNX or torch.export (.pt2), checked against PyTorch, with a JSON sidecar',
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     px.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE',
-                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, or a MotionBERT .bin')
+                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, or a MotionBERT .bin%(default).0s')
     px.add_argument('--format', default='onnx', choices=['onnx', 'pt2'], help='ONNX (opset 18) or a torch.export program')
-    px.add_argument('--out', default=None, metavar='FILE', help='the exported file (default: <run>/export/<checkpoint>.<format>)')
-    px.add_argument('--clip-len', type=int, default=None, metavar='T', help="example clip length (default: the run's data.clip_len)")
-    pi = sub.add_parser('infer', help="lift a video's 2D keypoints (COCO, AlphaPose, OpenPose, mmpose, npz) to 3D with a trained run",
+    px.add_argument('--out', default=None, metavar='FILE', help='the exported file (default: <run>/export/<checkpoint>.<format>)%(default).0s')
+    px.add_argument('--clip-len', type=_ranged(int, 1, 100_000), default=None, metavar='T', help="example clip length (default: the model's)%(default).0s")
+    _model_args(px, trust=False)
+    pi = sub.add_parser('infer', help="lift a video's 2D keypoints (COCO, AlphaPose, OpenPose, mmpose, npz) to 3D with a trained model",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    pi.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE', help='a run folder (outputs/<run>), a .pth checkpoint inside one, or an exported .onnx / .pt2 (with its .json sidecar)')
-    pi.add_argument('--keypoints', required=True, metavar='FILE_OR_DIR', help='a 2D keypoint file, or an OpenPose folder of *_keypoints.json')
-    pi.add_argument('--out', required=True, metavar='DIR', help='folder for poses_3d.npz, poses_3d.json and animation.html')
+    pi.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE', help='a run folder (outputs/<run>), a .pth checkpoint inside one, '
+                    'a MotionBERT .bin, or an exported .onnx / .pt2 (with its .json sidecar)%(default).0s')
+    pi.add_argument('--keypoints', required=True, metavar='FILE_OR_DIR', help='a 2D keypoint file, or an OpenPose folder of *_keypoints.json%(default).0s')
+    pi.add_argument('--out', required=True, metavar='DIR', help='folder for poses_3d.npz, poses_3d.json and animation.html (new, empty, or written by infer)%(default).0s')
     pi.add_argument('--format', dest='fmt', default=None, help='coco_results | coco_annotations | alphapose | openpose | mmpose | npz (default: detected)%(default).0s')
     pi.add_argument('--joints', default=None, help='joint set of an npz/npy file, e.g. coco17 (default: from the file)%(default).0s')
-    pi.add_argument('--image-size', type=int, nargs=2, default=None, metavar=('W', 'H'), help='image size in pixels when the file has none%(default).0s')
-    pi.add_argument('--track', type=int, default=None, help='person track id (default: the longest track)%(default).0s')
-    pi.add_argument('--max-gap', type=int, default=10, help='gaps up to this many frames are interpolated; longer ones split the track')
-    pi.add_argument('--min-score', type=float, default=0.0, help='frames whose joints all score below this are gaps')
-    pi.add_argument('--no-flip-tta', dest='flip_tta', action='store_false', help='no test-time flip augmentation')
-    pi.add_argument('--fps', type=float, default=None, help="frame rate of the video, Hz: when it differs from the model's training "
+    pi.add_argument('--image-size', type=_ranged(int, 1, 100_000), nargs=2, default=None, metavar=('W', 'H'), help='image size in pixels; overrides the file\'s%(default).0s')
+    pi.add_argument('--video', default=None, metavar='PREFIX', help='an OpenPose folder holding several videos: the file-name prefix of the one to read%(default).0s')
+    pi.add_argument('--track', type=_ranged(int, -2**63, 2**63 - 1), default=None, help='person track id (default: the longest track)%(default).0s')
+    pi.add_argument('--max-gap', type=_ranged(int, 0, 100_000), default=10, help='gaps up to this many frames are interpolated; longer ones split the track')
+    pi.add_argument('--min-score', type=_ranged(float, 0, 1), default=0.0, help='frames whose joints all score below this are gaps')
+    pi.add_argument('--flip-tta', action=argparse.BooleanOptionalAction, default=None, help="test-time flip averaging (default: the model's convention)%(default).0s")
+    pi.add_argument('--fps', type=_ranged(float, 1, 1000), default=None, help="frame rate of the video, Hz: when it differs from the model's training "
                     "rate the 2D is resampled to it and the 3D back, one pose per frame (default: the model's, no resampling)%(default).0s")
-    pi.add_argument('--device', default=None, help="cpu, cuda (default: the run's run.device)%(default).0s")
+    pi.add_argument('--device', default=None, help="cpu, cuda, cuda:N or auto (default: the run's run.device; exports: cpu)%(default).0s")
+    _model_args(pi)
+    pi.add_argument('--pixel', action='store_true', help="MotionBERT: its --pixel encoding (image-centred pixels; outputs in pixels) instead of the track's box")
+    for sp in sub.choices.values(): sp.add_argument('--debug', action='store_true', help='on an error, show the traceback instead of one line')
+    p.set_defaults(debug=False)
     return p
 
 # %% ../../nbs/03g_train.cli.ipynb #51b58436
@@ -107,7 +142,7 @@ def tune_malloc(mmap_threshold:int=256 << 20, # bytes: larger blocks are mapped 
     return ok and (mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(min(mmap_threshold, 2**31 - 1))) == 1
                    or mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(32 << 20)) == 1)
 
-# %% ../../nbs/03g_train.cli.ipynb #98ed8fce
+# %% ../../nbs/03g_train.cli.ipynb #78ca55c4
 QUICK = ('model=stmo-tiny', 'data.clip_len=27', 'data.stride=27', 'data.synthetic.frames_per_seq=120',
          'pretrain.epochs=3', 'finetune.epochs=3', 'scratch.epochs=3', 'train.bs=64', 'train.tensorboard=true',
          'run.name=quick')  # `--quick`: the whole pipeline in well under two minutes on 2 CPU cores
@@ -156,53 +191,55 @@ def fit_command(overrides:Sequence[str]=(), # `key=value` config overrides
         print(f"report: {write_report(summary['run'])}")
     return summary
 
-def eval_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside <run>/models/, or a MotionBERT .bin
+def eval_command(checkpoint:str|Path, # a run folder, a .pth in <run>/models/, a MotionBERT .bin, or an .onnx / .pt2 export
                  data:str|Path, # a pose cache
                  aggregation:str='action-wise', # H36M aggregation
-                 flip_tta:bool=False, # flip test-time augmentation
-                 skip_list:bool=False, # MotionBERT's S9 skip list
+                 flip_tta:bool|None=None, # flip test-time augmentation (None: the protocol's)
+                 skip_list:bool|None=None, # MotionBERT's S9 skip list (None: the protocol's)
                  stride:int|None=None, # window stride
-                 out:str|Path|None=None, # results folder (default: <run>/results/eval_<cache name>)
+                 out:str|Path|None=None, # results folder (default: <run>/results/eval_<cache name>, or beside the file)
                  split:str='test', # the cache split evaluated
                  pck_joints:int=14, # 3DHP PCK/AUC joints: 14 or 17
+                 protocol:str|None=None, # 'package' or 'motionbert' (None: the model's own)
+                 device:str|None=None, # where the model runs (None: the run's run.device; exports: cpu)
+                 trust_pickle:bool=False, # load a .pt2 that holds pickles (only a file you trust)
+                 motionbert_config:str|None=None, # MotionBERT: the config whose conventions to follow
                 ) -> 'EvalResult': # the tables (`hpe_pretrain.train.evaluate.EvalResult`)
-    "`hpe-pretrain eval`: load a trained model from its run and print/write the protocol tables for `data`."
-    from hpe_pretrain.train.config import load_saved_config
-    from hpe_pretrain.train.pipeline import stage_model, device_of
-    from hpe_pretrain.train.evaluate import evaluate_model
-    from hpe_pretrain.models.factory import load_encoder
-    p = Path(checkpoint)
-    if p.is_file() and not (p.parent.parent/'config.yaml').exists():   # not in a run: a MotionBERT checkpoint
-        from hpe_pretrain.models.export import load_trained_model
-        tm = load_trained_model(p)
-        print(f"{p}: MotionBERT {tm.name} (config from the tensor shapes), head included: it predicts in MotionBERT's "
-              "image/2.5D space, not camera metres, so metric errors are not comparable with this package's models")
-        model, ck, clip_len, joints, dev = tm.model, p, tm.clip_len, tm.joints, 'cpu'
-        out = Path(out) if out else p.parent/f'{p.stem}_eval_{Path(data).stem}'
-    else:
-        run, ck = RunDir.resolve(checkpoint)
-        cfg = load_saved_config(run.config)
-        model = stage_model(cfg, 'finetune')
-        load_encoder(model, ck, prefix='model.', verbose=False)
-        clip_len, joints, dev = int(cfg.data.clip_len), cfg.data.joints, device_of(cfg)
-        out = Path(out) if out else run.stage_results(f'eval_{Path(data).stem}')
-    res = evaluate_model(model, data, clip_len, out=out, aggregation=aggregation, flip_tta=flip_tta,
-                         skip_list=skip_list, stride=stride, split=split, device=dev, model_joints=joints,
-                         pck_joints=pck_joints)
-    print(f"{ck} on {data}:\n{res}\n(written to {out})")
+    "`hpe-pretrain eval`: load a trained model and print/write the protocol tables for `data`."
+    from hpe_pretrain.train.lifting import evaluate_lifting, load_lifting_model
+    lm = load_lifting_model(checkpoint, device, trust_pickle, motionbert_config)
+    if out is None:
+        p = Path(checkpoint)
+        out = (RunDir(p if p.is_dir() else p.parent.parent).stage_results(f'eval_{Path(data).stem}') if lm.kind == 'run'
+               else p.parent/f'{p.stem}_eval_{Path(data).stem}')
+    res = evaluate_lifting(lm, data, protocol, flip_tta, skip_list, aggregation, stride, split, pck_joints, out)
+    print(f"{lm.source} ({lm.name}, {lm.kind}) on {data}, protocol {res.settings['eval_protocol']}:\n{res}\n(written to {out})")
     return res
 
-# %% ../../nbs/03g_train.cli.ipynb #505d7878
+# %% ../../nbs/03g_train.cli.ipynb #df63765c
 def export_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside <run>/models/, or a MotionBERT .bin
                    fmt:str='onnx', # 'onnx' or 'pt2'
                    out:str|Path|None=None, # the exported file (default: <run>/export/<checkpoint>.<fmt>)
-                   clip_len:int|None=None, # example clip length (default: the run's data.clip_len)
+                   clip_len:int|None=None, # example clip length (default: the model's)
+                   motionbert_config:str|None=None, # MotionBERT: the config whose conventions the sidecar states
                   ) -> Path: # the exported file (its JSON sidecar: <file>.json)
-    "`hpe-pretrain export`: `hpe_pretrain.models.export.export_model`, checked against eager PyTorch, with a sidecar."
-    from hpe_pretrain.models.export import export_model
-    return export_model(checkpoint, fmt, out=out, clip_len=clip_len)
+    "`hpe-pretrain export`: `hpe_pretrain.train.lifting.export_lifting_model`, checked against eager PyTorch, with a sidecar."
+    from hpe_pretrain.train.lifting import export_lifting_model
+    return export_lifting_model(checkpoint, fmt, out=out, clip_len=clip_len, motionbert_config=motionbert_config)
 
-# %% ../../nbs/03g_train.cli.ipynb #0694e377
+# %% ../../nbs/03g_train.cli.ipynb #2e2e6cc7
+def _error_line(e: BaseException, # any error of a command
+                args: argparse.Namespace, # the parsed command line (its file options are named for context)
+               ) -> str: # one line
+    "One line for any error: the package's own messages as they are; anything unexpected with its type and the inputs."
+    from hpe_pretrain.data.prepare import error_line
+    if isinstance(e, (ValueError, OSError)) and not isinstance(e, UnicodeError): return error_line(e)
+    if isinstance(e, KeyError) and e.args and ' ' in str(e.args[0]): return error_line(e)
+    files = [f"--{k.replace('_', '-')} {v}" for k in ('checkpoint', 'keypoints', 'data', 'src', 'config', 'resume') if isinstance(v := getattr(args, k, None), (str, Path))]
+    msg = ' '.join(str(e).split())[:200]
+    what = f"missing key {e.args[0]!r}" if isinstance(e, KeyError) and e.args else type(e).__name__ + (f": {msg}" if msg else '')
+    return what + (f" (reading {', '.join(files)})" if files else '') + "; --debug shows the traceback"
+
 def _plain_warnings(command:str, default):
     "A `warnings.showwarning` that prints this package's warnings as `hpe-pretrain CMD: warning: ...` (others as `default`)."
     def show(message, category, filename, lineno, file=None, line=None):
@@ -230,20 +267,22 @@ def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.ar
             elif args.command == 'fit':
                 fit_command(args.overrides, quick=args.quick, config=args.config, resume=args.resume, list_config=args.list)
             elif args.command == 'eval':
-                eval_command(args.checkpoint, args.data, aggregation=args.aggregation, flip_tta=args.flip_tta,
-                             skip_list=args.skip_list, stride=args.stride, out=args.out, pck_joints=args.pck_joints)
+                eval_command(args.checkpoint, args.data, aggregation=args.aggregation, flip_tta=args.flip_tta, skip_list=args.skip_list,
+                             stride=args.stride, out=args.out, pck_joints=args.pck_joints, protocol=args.protocol, device=args.device,
+                             trust_pickle=args.trust_pickle, motionbert_config=args.motionbert_config)
             elif args.command == 'export':
-                export_command(args.checkpoint, fmt=args.format, out=args.out, clip_len=args.clip_len)
+                export_command(args.checkpoint, fmt=args.format, out=args.out, clip_len=args.clip_len, motionbert_config=args.motionbert_config)
             elif args.command == 'infer':
                 from hpe_pretrain.train.infer import infer_command
                 infer_command(args.checkpoint, args.keypoints, args.out, fmt=args.fmt, joints=args.joints, image_size=args.image_size,
                               track=args.track, max_gap=args.max_gap, min_score=args.min_score, flip_tta=args.flip_tta,
-                              device=args.device, fps=args.fps)
-        except (ValueError, OSError, KeyError) as e:   # a user error, a bad file, a full disk: one line, no traceback
-            from hpe_pretrain.data.prepare import error_line
-            print(f"hpe-pretrain {args.command}: error: {error_line(e)}", file=sys.stderr)
-            return 2
+                              device=args.device, fps=args.fps, trust_pickle=args.trust_pickle, motionbert_config=args.motionbert_config,
+                              pixel=args.pixel, video=args.video)
         except KeyboardInterrupt as e:
             print(f"hpe-pretrain {args.command}: {e.args[0] if e.args else 'interrupted'}", file=sys.stderr)
             return 130
+        except Exception as e:   # every failure: one line, no traceback (--debug: the traceback)
+            if args.debug: raise
+            print(f"hpe-pretrain {args.command}: error: {_error_line(e, args)}", file=sys.stderr)
+            return 2
     return 0

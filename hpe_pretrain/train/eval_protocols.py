@@ -24,7 +24,7 @@ from ..data.files import write_text_atomic
 __all__ = ['MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult', 'parse_sequence_name',
            'evaluate_h36m', 'evaluate_3dhp']
 
-# %% ../../nbs/03b_train.eval_protocols.ipynb #e9a5bcf9
+# %% ../../nbs/03b_train.eval_protocols.ipynb #4796073e
 @dataclass(frozen=True)
 class SkipEntry:
     "One sequence of a skip list, in every naming we meet."
@@ -44,8 +44,11 @@ def is_skipped(subject:str, # e.g. 'S9'
                action:str, # e.g. 'Waiting 1' (or anything containing 's_09_act_13_subact_01')
                entries:Iterable[SkipEntry]=MOTIONBERT_SKIP, # the skip list
                mapping:Mapping[tuple[str, int, int], str]|None=None, # metadata.xml (subject, action_id, subaction) -> base name
+               ids:tuple[int, int]|None=None, # the sequence's (action id, sub-action) when known: matched by these alone
               ) -> bool:
-    "True when (subject, action) is one of the skip-list sequences."
+    "True when (subject, action) is one of the skip-list sequences — by source ids when known, else by name."
+    if ids is not None and ids[0] > 0:
+        return any((subject, int(ids[0]), int(ids[1])) == (e.subject, e.action_id, e.subaction) for e in entries)
     a = action.replace('_', ' ').strip()
     for e in entries:
         if subject != e.subject: continue
@@ -142,7 +145,7 @@ def _agg(rows:Sequence[dict]) -> dict:
     out['MPJVE'] = sum(r['frames'] * r['MPJVE'] for r in v) / sum(r['frames'] for r in v) if v else float('nan')
     return out
 
-# %% ../../nbs/03b_train.eval_protocols.ipynb #b1271024
+# %% ../../nbs/03b_train.eval_protocols.ipynb #6eda3926
 def evaluate_h36m(preds:Mapping[str, np.ndarray], # name -> (N, J, 3) predictions, mm
                   gts:Mapping[str, np.ndarray], # name -> (N, J, 3) ground truth, mm
                   meta:Mapping[str, Mapping[str, str]]|None=None, # name -> {'subject', 'action'}; None: parse names
@@ -158,7 +161,8 @@ def evaluate_h36m(preds:Mapping[str, np.ndarray], # name -> (N, J, 3) prediction
     seqs, skipped = [], []
     for name, g in gts.items():
         m = dict(meta[name]) if meta is not None else parse_sequence_name(name)
-        if skip and is_skipped(m['subject'], m['action'], skip, mapping): skipped.append(name); continue
+        ids = (int(m['action_id']), int(m.get('subaction', 0))) if m.get('action_id') else None
+        if skip and is_skipped(m['subject'], m['action'], skip, mapping, ids): skipped.append(name); continue
         p, g = np.asarray(preds[name], np.float64), np.asarray(g, np.float64)
         if p.shape != g.shape or p.ndim != 3: raise ValueError(f"sequence {name!r}: pred {p.shape} vs gt {g.shape}; expected two (N, J, 3)")
         if root is not None: p, g = root_relative(p, root), root_relative(g, root)

@@ -26,11 +26,11 @@ _all_ = ['MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_ski
          'evaluate_h36m', 'evaluate_3dhp']   # re-exported from `train.eval_protocols`
 
 # %% auto #0
-__all__ = ['predict_sequence', 'screen_input', 'evaluate_cache', 'model_predict_fn', 'evaluate_model', 'write_samples',
-           'MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult',
+__all__ = ['TAILS', 'window_plan', 'predict_sequence', 'screen_input', 'evaluate_cache', 'model_predict_fn', 'evaluate_model',
+           'write_samples', 'MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult',
            'parse_sequence_name', 'evaluate_h36m', 'evaluate_3dhp']
 
-# %% ../../nbs/03b_train.evaluate.ipynb #5b21455b
+# %% ../../nbs/03b_train.evaluate.ipynb #371f3997
 _PROGRESS_MIN_WINDOWS = 20   # `predict_sequence(progress=True)` is silent below this many windows
 
 def _progress(items:Sequence, what:str, enabled:bool, unit:str='sequences') -> Iterable:
@@ -46,47 +46,64 @@ def _progress(items:Sequence, what:str, enabled:bool, unit:str='sequences') -> I
             if k % step == 0 or k == n: print(f"{what}: {k}/{n} {unit}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return lines()
 
-def _windows(N:int, T:int, S:int, tail:str) -> np.ndarray:
-    "(W,) window starts covering frames 0..N-1."
-    starts = list(range(0, max(N - T, 0) + 1, S))
-    if starts[-1] + T < N: starts.append(starts[-1] + S if tail == 'pad' else N - T)
-    return np.array(starts, np.int64)
+TAILS: tuple[str, ...] = ('pad', 'shift', 'short', 'drop')
 
-# %% ../../nbs/03b_train.evaluate.ipynb #06880c52
+def window_plan(N:int, # frames of the sequence
+                T:int, # window length
+                S:int, # stride between window starts
+                tail:str, # 'pad', 'shift', 'short' or 'drop' (see above)
+               ) -> list[tuple[np.ndarray, np.ndarray]]: # per window: (frame index (T_w,), scored (T_w,) bool)
+    "The windows of a sequence: which frame each position takes and whether its prediction is kept."
+    if tail not in TAILS: raise ValueError(f"tail must be one of {', '.join(TAILS)}, got {tail!r}")
+    if tail == 'drop' and N < T:   # MotionBERT's `split_clips` → `resample`: one window spread over the short sequence
+        idx = np.linspace(0, N, num=T, endpoint=False).astype(np.int64)
+        return [(idx, np.ones(T, bool))]
+    starts = list(range(0, max(N - T, 0) + 1, S))
+    out = [(np.arange(s, s + T), np.ones(T, bool)) for s in starts]
+    if tail == 'drop' or starts[-1] + T >= N:
+        return [(np.minimum(i, N - 1), i < N) for i, _ in out]
+    nxt = starts[-1] + S
+    if tail == 'shift': out.append((np.arange(N - T, N), np.ones(T, bool)))
+    elif tail == 'short': out.append((np.arange(nxt, N), np.ones(N - nxt, bool)))
+    else: out.append((np.arange(nxt, nxt + T), np.ones(T, bool)))
+    return [(np.minimum(i, N - 1), i < N) for i, _ in out]
+
+# %% ../../nbs/03b_train.evaluate.ipynb #3d46f5ef
 def predict_sequence(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J, C) float32 -> (B, T, J', C')
                      x:np.ndarray|torch.Tensor, # (N, J, C) model input of one whole sequence
                      clip_len:int|None=243, # window length T; None: the whole sequence as one window
                      stride:int|None=None, # frames between window starts (<= clip_len); None: clip_len (no overlap)
                      flip_tta:bool=False, # average with the mirrored prediction
                      flip_perm:Sequence[int]|None=None, # left/right permutation (skeleton's `flip_perm`), for flip_tta
-                     tail:str='pad', # last window: 'pad' (repeat the last frame) or 'shift' (end at the last frame)
+                     tail:str='pad', # last window: 'pad', 'shift', 'short' or 'drop' (`window_plan`)
                      batch_size:int=64, # windows per predict_fn call
                      device:str|torch.device|None=None, # where the windows go (default: CPU)
                      progress:bool=False, # long inputs (>= 20 windows, > 1 batch): a bar in a terminal, a line per tenth in a log
-                    ) -> np.ndarray|torch.Tensor: # (N, J', C') float32, same type as `x` (tensor: on x's device)
+                    ) -> np.ndarray|torch.Tensor: # (N, J', C') float32, same type as `x` (tensor: on x's device); NaN where unscored
     "Predict a whole sequence with (overlapping) windows, averaging every frame's predictions over its windows."
     xs = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if xs.ndim != 3 or len(xs) == 0: raise ValueError(f"predict_sequence: expected x of shape (N, J, C) with N > 0, got {xs.shape}")
     N = len(xs); T = N if clip_len is None else int(clip_len); S = T if stride is None else int(stride)
     if not 1 <= S <= T: raise ValueError(f"predict_sequence: need 1 <= stride <= clip_len, got stride {S}, clip_len {T}")
-    if tail not in ('pad', 'shift'): raise ValueError(f"predict_sequence: tail must be 'pad' or 'shift', got {tail!r}")
     if flip_tta and flip_perm is None: raise ValueError("predict_sequence: flip_tta needs flip_perm (the skeleton's flip_perm)")
-    starts = _windows(N, T, S, tail)
-    idx = np.minimum(starts[:, None] + np.arange(T), N - 1)  # (W, T) frame of each window position, tail repeated
+    plan = window_plan(N, T, S, tail)
+    groups: dict[int, list] = {}                  # windows of equal length go through predict_fn together
+    for w in plan: groups.setdefault(len(w[0]), []).append(w)
+    batches = [(L, ws[b:b + batch_size]) for L, ws in groups.items() for b in range(0, len(ws), batch_size)]
     acc, cnt = None, np.zeros(N, np.float64)
-    batches = range(0, len(idx), batch_size)
-    show = progress and len(idx) >= _PROGRESS_MIN_WINDOWS and len(batches) > 1
+    show = progress and len(plan) >= _PROGRESS_MIN_WINDOWS and len(batches) > 1
     with torch.no_grad():
-        for b in _progress(batches, f"lifting {N} frames ({len(idx)} windows of {T})", show, 'batches'):
-            xb = torch.from_numpy(np.ascontiguousarray(xs[idx[b:b+batch_size]], np.float32)).to(device)
+        for L, ws in _progress(batches, f"lifting {N} frames ({len(plan)} windows of {T})", show, 'batches'):
+            xb = torch.from_numpy(np.ascontiguousarray(xs[np.stack([i for i, _ in ws])], np.float32)).to(device)
             y = flip_tta_fn(predict_fn, xb, flip_perm) if flip_tta else predict_fn(xb)
             if tuple(y.shape[:2]) != tuple(xb.shape[:2]):
                 raise ValueError(f"predict_sequence: predict_fn returned {tuple(y.shape)} for input {tuple(xb.shape)}; expected (B, T, ...)")
             y = y.detach().cpu().double().numpy()
             if acc is None: acc = np.zeros((N, *y.shape[2:]), np.float64)
-            for st, yw in zip(starts[b:b+batch_size], y):  # padded positions (frame >= N) are dropped
-                n = min(T, N - st); acc[st:st+n] += yw[:n]; cnt[st:st+n] += 1
-    out = (acc / cnt.reshape(-1, *([1] * (acc.ndim - 1)))).astype(np.float32)
+            for (i, keep), yw in zip(ws, y):      # padded positions dropped; a frame twice in one window: the last (numpy `+=`)
+                acc[i[keep]] += yw[keep]; cnt[i[keep]] += 1
+    with np.errstate(invalid='ignore', divide='ignore'):   # frames no window scored ('drop'): NaN
+        out = (acc / cnt.reshape(-1, *([1] * (acc.ndim - 1)))).astype(np.float32)
     return torch.from_numpy(out).to(x.device) if isinstance(x, torch.Tensor) else out
 
 # %% ../../nbs/03b_train.evaluate.ipynb #41df2a32
@@ -97,7 +114,7 @@ def screen_input(seq:PoseSequence, # a PoseSequence: joints_2d (N, J, 2) px, con
     return PoseCodec().encode(np.asarray(seq.joints_2d, np.float32), size,
                               None if seq.confidence is None else np.asarray(seq.confidence, np.float32))
 
-# %% ../../nbs/03b_train.evaluate.ipynb #8aab08cb
+# %% ../../nbs/03b_train.evaluate.ipynb #66a812af
 def _attr_str(v) -> str:
     "An HDF5 string attribute as `str` (h5py gives `str` for variable-length, bytes for fixed-length strings)."
     return v.decode() if isinstance(v, (bytes, np.bytes_)) else str(v)
@@ -113,8 +130,8 @@ def evaluate_cache(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J
                    skip_list:bool|Iterable[SkipEntry]=False, # H36M: drop MotionBERT's three S9 sequences
                    split:str='test', # which sequences of the cache
                    input_fn:Callable|None=None, # PoseSequence -> (N, J, C) model input; None: `screen_input`
-                   pred_scale:float=1000., # prediction unit -> mm (1000: the model predicts metres)
-                   tail:str='pad', # last window: 'pad' or 'shift'
+                   decode:Callable|None=None, # (prediction (N, J, 3), PoseSequence) -> (N, J, 3) mm; None: metres × 1000
+                   tail:str='pad', # last window: 'pad', 'shift' or 'drop' (frames after the last whole window unscored)
                    batch_size:int=64, # windows per predict_fn call
                    device:str|torch.device|None=None, # device of the input windows
                    pck_joints:int=14, # 3DHP PCK/AUC joint groups: 14 (the lifting papers') or 17; ignored for H36M
@@ -134,28 +151,34 @@ def evaluate_cache(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J
         skip = MOTIONBERT_SKIP if skip_list is True else tuple(skip_list or ())
         preds, gts, valid, act, meta, univ = {}, {}, {}, {}, {}, []
         for i in _progress(idx, f"evaluating {Path(cache_path).name} ({split})", progress):
-            if ds == 'h36m' and skip and is_skipped(str(c.seqs.subject[i]), str(c.seqs.action[i]), skip): continue
+            if ds == 'h36m' and skip and is_skipped(str(c.seqs.subject[i]), str(c.seqs.action[i]), skip,
+                                                   ids=(int(c.seqs.action_id[i]), int(c.seqs.subaction[i]))): continue
             s = c.sequence(int(i))
             x = (input_fn or screen_input)(s)
             p = predict_sequence(predict_fn, x, clip_len, stride, flip_tta, flip_perm or skel.flip_perm, tail, batch_size, device)
-            preds[s.name], meta[s.name] = p * pred_scale, dict(subject=s.subject, action=s.action)
-            g = s.joints_3d
+            scored = np.isfinite(p).all(axis=(1, 2))            # 'drop': frames after the last whole window are not scored
+            if not scored.any(): continue
+            p = np.asarray(decode(p, s) if decode is not None else p.astype(np.float64) * 1000., np.float64)
+            preds[s.name], meta[s.name] = p[scored], dict(subject=s.subject, action=s.action, action_id=s.action_id, subaction=s.subaction)
+            g = s.joints_3d[scored]
             if ds == 'mpi_inf_3dhp':
                 ok = s.joints_3d_univ is not None and np.isfinite(s.joints_3d_univ).all()
-                g = s.joints_3d_univ if ok else g; univ.append(ok)
-                valid[s.name] = np.ones(s.n_frames) if s.valid is None else s.valid
-                act[s.name] = np.zeros(s.n_frames) if s.activity is None else s.activity
+                g = s.joints_3d_univ[scored] if ok else g; univ.append(ok)
+                valid[s.name] = (np.ones(s.n_frames) if s.valid is None else s.valid)[scored]
+                act[s.name] = (np.zeros(s.n_frames) if s.activity is None else s.activity)[scored]
             gts[s.name] = np.asarray(g, np.float64) * 1000.
     if ds == 'h36m':
         r = evaluate_h36m(preds, gts, meta, aggregation, skip, root=skel.root)
-        r.settings['skipped'] = [str(k) for k in c.seqs.name[idx] if k not in gts]
+        t = c.seqs
+        r.settings['skipped'] = [f"{t.name[i]}" + (f" (s_{int(str(t.subject[i])[1:]):02d}_act_{int(t.action_id[i]):02d}_subact_{int(t.subaction[i]):02d})"
+                                 if t.action_id[i] > 0 and str(t.subject[i])[1:].isdigit() else '') for i in idx if t.name[i] not in gts]
     else:
         r = evaluate_3dhp(preds, gts, valid, act, meta, root=skel.root, pck_joints=pck_joints)
         r.settings['gt'] = 'joints_3d_univ' if all(univ) else ('joints_3d' if not any(univ) else 'joints_3d_univ where present, else joints_3d')
     r.predictions = preds
     r.settings.update(cache=str(cache_path), split=split, joints=skel.name, clip_len=clip_len, stride=stride or clip_len,
-                      tail=tail, flip_tta=flip_tta, pred_scale=pred_scale, input='screen_input' if input_fn is None else getattr(input_fn, '__name__', 'custom'),
-                      input_2d=input_2d)
+                      tail=tail, flip_tta=flip_tta, decode='metres × 1000' if decode is None else getattr(decode, '__name__', 'custom'),
+                      input='screen_input' if input_fn is None else getattr(input_fn, '__name__', 'custom'), input_2d=input_2d)
     return r
 
 # %% ../../nbs/03b_train.evaluate.ipynb #33e6b798
