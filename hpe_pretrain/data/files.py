@@ -124,7 +124,7 @@ def file_lock(path: str | Path,   # the lock file (created); e.g. `outputs/<run>
         yield
     finally: os.close(fd)   # closing releases the lock
 
-# %% ../../nbs/00_data.files.ipynb #3c7a3762
+# %% ../../nbs/00_data.files.ipynb #998992b6
 _MANIFEST = '.hpe_pretrain_outputs'
 
 def _replaceable(out: Path) -> None:

@@ -146,7 +146,7 @@ def _walk(o: Any, problems: list[str]) -> None:
         elif isinstance(v, str) and ('default_factory_module' in v or '__enum__' in v):
             problems.append("a tree spec names a Python module to import")
 
-# %% ../../nbs/02f_models.export.ipynb #5a375189
+# %% ../../nbs/02f_models.export.ipynb #f499889f
 def _json_member(z: zipfile.ZipFile, name: str, problems: list[str]) -> Any:
     "A JSON member of the archive, or None with a problem noted."
     try: return json.loads(z.read(name))
@@ -177,7 +177,8 @@ def check_pt2(path: str | Path, # a `.pt2` file
                     elif not re.fullmatch(r'(weight|tensor)_\d+', str(e.get('path_name', ''))):
                         problems.append(f"{rel}: {str(k)[:60]!r} is not a plain tensor ({str(e.get('path_name'))[:40]!r})")
             elif rel.startswith('data/sample_inputs/'):
-                try: torch.load(io.BytesIO(z.read(n)), weights_only=True)
+                buf = io.BytesIO(z.read(n))
+                try: torch.load(buf, weights_only=True)
                 except Exception: problems.append(f"{rel}: the sample inputs need pickles to load")
             elif rel.startswith('models/'):
                 prog = _json_member(z, n, problems)

@@ -24,7 +24,7 @@ from ..data.files import write_text_atomic
 __all__ = ['MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult', 'parse_sequence_name',
            'evaluate_h36m', 'evaluate_3dhp']
 
-# %% ../../nbs/03b_train.eval_protocols.ipynb #4796073e
+# %% ../../nbs/03b_train.eval_protocols.ipynb #af235cc5
 @dataclass(frozen=True)
 class SkipEntry:
     "One sequence of a skip list, in every naming we meet."
@@ -145,7 +145,7 @@ def _agg(rows:Sequence[dict]) -> dict:
     out['MPJVE'] = sum(r['frames'] * r['MPJVE'] for r in v) / sum(r['frames'] for r in v) if v else float('nan')
     return out
 
-# %% ../../nbs/03b_train.eval_protocols.ipynb #6eda3926
+# %% ../../nbs/03b_train.eval_protocols.ipynb #7d130f4d
 def evaluate_h36m(preds:Mapping[str, np.ndarray], # name -> (N, J, 3) predictions, mm
                   gts:Mapping[str, np.ndarray], # name -> (N, J, 3) ground truth, mm
                   meta:Mapping[str, Mapping[str, str]]|None=None, # name -> {'subject', 'action'}; None: parse names

@@ -30,7 +30,7 @@ __all__ = ['TAILS', 'window_plan', 'predict_sequence', 'screen_input', 'evaluate
            'write_samples', 'MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult',
            'parse_sequence_name', 'evaluate_h36m', 'evaluate_3dhp']
 
-# %% ../../nbs/03b_train.evaluate.ipynb #371f3997
+# %% ../../nbs/03b_train.evaluate.ipynb #5e5da054
 _PROGRESS_MIN_WINDOWS = 20   # `predict_sequence(progress=True)` is silent below this many windows
 
 def _progress(items:Sequence, what:str, enabled:bool, unit:str='sequences') -> Iterable:
@@ -68,7 +68,7 @@ def window_plan(N:int, # frames of the sequence
     else: out.append((np.arange(nxt, nxt + T), np.ones(T, bool)))
     return [(np.minimum(i, N - 1), i < N) for i, _ in out]
 
-# %% ../../nbs/03b_train.evaluate.ipynb #3d46f5ef
+# %% ../../nbs/03b_train.evaluate.ipynb #5ef34578
 def predict_sequence(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J, C) float32 -> (B, T, J', C')
                      x:np.ndarray|torch.Tensor, # (N, J, C) model input of one whole sequence
                      clip_len:int|None=243, # window length T; None: the whole sequence as one window
@@ -114,7 +114,7 @@ def screen_input(seq:PoseSequence, # a PoseSequence: joints_2d (N, J, 2) px, con
     return PoseCodec().encode(np.asarray(seq.joints_2d, np.float32), size,
                               None if seq.confidence is None else np.asarray(seq.confidence, np.float32))
 
-# %% ../../nbs/03b_train.evaluate.ipynb #66a812af
+# %% ../../nbs/03b_train.evaluate.ipynb #47728aa2
 def _attr_str(v) -> str:
     "An HDF5 string attribute as `str` (h5py gives `str` for variable-length, bytes for fixed-length strings)."
     return v.decode() if isinstance(v, (bytes, np.bytes_)) else str(v)
