@@ -71,7 +71,7 @@ def _track_id(v, path, field: str) -> int | None:
     if v is None or isinstance(v, (bool, str)) or not isinstance(v, (int, float)): return None
     return _int(v, path, field, -2 ** 63, 2 ** 63)
 
-# %% ../../nbs/00i_data.keypoint_files.ipynb #bba3c4b2
+# %% ../../nbs/00i_data.keypoint_files.ipynb #ef4eed28
 def _numbers(v, path, field: str, ndim: int = 1) -> np.ndarray:
     "A float64 array of JSON numbers (null -> NaN) with `ndim` dimensions; ValueError naming the field."
     if not isinstance(v, list): raise _err(path, field, f"expected a list of numbers, got {_kind(v)}")
@@ -82,12 +82,14 @@ def _numbers(v, path, field: str, ndim: int = 1) -> np.ndarray:
         raise _err(path, field, f"expected {'a flat list' if ndim == 1 else 'a list of [x, y] pairs'} of numbers, got {str(v)[:60]}")
     return a.astype(np.float64)
 
+_BODY_COUNTS = {17: 'coco17', 26: 'halpe26', 133: 'coco17', 136: 'halpe26'}   # COCO-WholeBody 133 and Halpe-136 start with their body
+
 def _triples(v, path, field: str, counts: dict) -> tuple:
-    "(J, 2) xy and (J,) third values of a flat `[x, y, s] * J` list, and its joint set (J one of `counts`: size -> joint set)."
+    "(J, 2) xy and (J,) third values of a flat `[x, y, s] * n` list, and its joint set (n one of `counts`; its J joints come first)."
     a = _numbers(v, path, field)
     if len(a) not in {3 * n for n in counts}:
         raise _err(path, field, f"expected {' or '.join(f'{3 * n} numbers ({n} × x, y, score)' for n in counts)}, got {len(a)}")
-    a = a.reshape(-1, 3); return a[:, :2], a[:, 2], counts[len(a)]
+    a = a.reshape(-1, 3); n = get_skeleton(counts[len(a)]).n_joints; return a[:n, :2], a[:n, 2], counts[len(a)]
 
 # %% ../../nbs/00i_data.keypoint_files.ipynb #18f5d867
 def _confidence(s: np.ndarray, f: np.ndarray, path, rule: str) -> np.ndarray:
@@ -158,7 +160,7 @@ def _frames(tracks) -> list:
     "(frame, track, row) of every detection, by frame."
     return sorted(((int(f), t, i) for t in tracks for i, f in enumerate(t.frames)), key=lambda x: x[0])
 
-# %% ../../nbs/00i_data.keypoint_files.ipynb #379e5a8b
+# %% ../../nbs/00i_data.keypoint_files.ipynb #7d3bab41
 def read_coco_results(path: str | Path,                    # a COCO keypoint results JSON
                       image_size: tuple[int, int] | None = None, # (W, H) px; the file has none
                       track_ids: bool = True,                # use `track_id` when every detection has one
@@ -168,7 +170,7 @@ def read_coco_results(path: str | Path,                    # a COCO keypoint res
     data, dets = _load_json(path), []
     if not isinstance(data, list) or not data: raise _err(path, 'file', "expected a non-empty JSON list of detections")
     for n, d in enumerate(data):
-        kp, s, j = _triples(_get(d, 'keypoints', path, f'[{n}]'), path, f'[{n}].keypoints', {17: 'coco17', 26: 'halpe26'})
+        kp, s, j = _triples(_get(d, 'keypoints', path, f'[{n}]'), path, f'[{n}].keypoints', _BODY_COUNTS)
         dets.append((_int(_get(d, 'image_id', path, f'[{n}]'), path, f'[{n}].image_id'), kp, s, _track_id(d.get('track_id'), path, f'[{n}].track_id')))
     if len({len(d[1]) for d in dets}) > 1: raise _err(path, 'keypoints', "detections with different numbers of keypoints")
     return _tracks(dets, path, _joints(j, joints, path), _size(image_size, None, path), track_ids, 'auto')
@@ -233,7 +235,7 @@ def write_coco_annotations(tracks: list[KeypointTrack], # tracks with an image s
     return write_text_atomic(path, json.dumps({'images': list(ims.values()), 'annotations': anns,
                                                'categories': [{'id': 1, 'name': 'person', 'supercategory': 'person', 'keypoints': names}]}))
 
-# %% ../../nbs/00i_data.keypoint_files.ipynb #5e1eb7cb
+# %% ../../nbs/00i_data.keypoint_files.ipynb #80f13ac5
 def _alphapose_idx(v, path, field: str) -> int | None:
     "AlphaPose's `idx`: a number, or the smallest number of a nested list; None when absent."
     flat, todo = [], [v]
@@ -253,7 +255,7 @@ def read_alphapose(path: str | Path,                    # AlphaPose `alphapose-r
     data, dets = _load_json(path), []
     if not isinstance(data, list) or not data: raise _err(path, 'file', "expected a non-empty JSON list of detections")
     for n, d in enumerate(data):
-        kp, s, j = _triples(_get(d, 'keypoints', path, f'[{n}]'), path, f'[{n}].keypoints', {17: 'coco17', 26: 'halpe26'})
+        kp, s, j = _triples(_get(d, 'keypoints', path, f'[{n}]'), path, f'[{n}].keypoints', _BODY_COUNTS)
         dets.append((_frame_of(_get(d, 'image_id', path, f'[{n}]'), path, f'[{n}].image_id'), kp, s, _alphapose_idx(d.get('idx'), path, f'[{n}].idx')))
     if len({len(d[1]) for d in dets}) > 1: raise _err(path, 'keypoints', "detections with different numbers of keypoints")
     same = len({d[3] for d in dets}) == 1                    # everyone 0: AlphaPose without tracking
