@@ -8,7 +8,7 @@ import pytest
 
 from hpe_pretrain.data.files import write_text_atomic
 from hpe_pretrain.data.keypoints import (
-    KeypointTrack, detect_format, fill_gaps, link_detections, pick_track, read_keypoints, require_image_size,
+    KeypointTrack, detect_format, fill_gaps, fill_undetected, link_detections, pick_track, read_keypoints, require_image_size,
     write_alphapose, write_coco_annotations, write_coco_results, write_mmpose, write_npz, write_openpose)
 from hpe_pretrain.data.skeleton import get_skeleton
 
@@ -61,13 +61,13 @@ def test_roundtrip_with_ids(tmp_path, fmt, joints, write):
 
 
 def test_coco_annotations_roundtrip(tmp_path):
-    tracks = [replace(t, confidence=(t.confidence > 0.3).astype(np.float32), width=1000, height=800) for t in _crossing('coco17')]
-    tracks = [replace(t, keypoints=np.where(t.confidence[..., None] > 0, t.keypoints, 0)) for t in tracks]   # v = 0: x = y = 0
-    path = write_coco_annotations(tracks, tmp_path / 'ann.json')
+    tracks = [replace(t, confidence=(t.confidence > 0.3).astype(np.float32), width=640, height=480) for t in _crossing('coco17')]
+    path = write_coco_annotations(tracks, tmp_path / 'ann.json')                  # v = 0: written as (0, 0, 0)
     assert detect_format(path) == 'coco_annotations'
+    assert json.loads(path.read_text())['categories'][0]['keypoints'][:3] == ['nose', 'left_eye', 'right_eye']
     got = read_keypoints(path)
-    _check_same(got, tracks)
-    assert require_image_size(got[1]) == (1000, 800)
+    _check_same(got, [fill_undetected(t)[0] for t in tracks])                     # read back filled, not at (0, 0)
+    assert require_image_size(got[1]) == (640, 480)
     d = json.loads(path.read_text())
     for a in d['annotations']: a['keypoints'][2::3] = [1 if v else 0 for v in a['keypoints'][2::3]]   # v = 1 counts too
     d['annotations'][0]['iscrowd'] = 1
@@ -101,7 +101,7 @@ def test_linking_without_ids_crossing(tmp_path, joints, write, strip):
     path = write(tracks[::-1], tmp_path)          # the second person written first
     if strip:
         d = json.loads(path.read_text())
-        for x in d: [i.pop(strip) for i in x['instances']] if 'instances' in x else x.pop(strip)
+        for x in (d['instance_info'] if isinstance(d, dict) else d): [i.pop(strip) for i in x['instances']] if 'instances' in x else x.pop(strip)
         write_text_atomic(path, json.dumps(d))
     got = read_keypoints(path)
     assert len(got) == 2
@@ -154,16 +154,18 @@ def test_fill_gaps_interpolates_and_splits():
     ('l.json', '[]', r'l\.json: file: an empty list'),
     ('b.json', '{"images": [', r'b\.json: file: not JSON'),
     ('u.json', '{"foo": 1}', r'u\.json: file: unknown keypoint format'),
-    ('n.json', '[{"image_id": 1, "keypoints": [0, 0, 1]}]', r'n\.json: keypoints: expected 51 numbers'),
-    ('a.json', '[{"image_id": "1.jpg", "keypoints": [0, 0, 1]}]', r'a\.json: keypoints: expected 51 numbers .* or 78 numbers'),
+    ('n.json', '[{"image_id": 1, "keypoints": [0, 0, 1]}]', r'n\.json: \[0\]\.keypoints: expected 51 numbers'),
+    ('a.json', '[{"image_id": "1.jpg", "keypoints": [0, 0, 1]}]', r'a\.json: \[0\]\.keypoints: expected 51 numbers .* or 78 numbers'),
     ('m.json', '[{"image_id": 1}]', r'm\.json: file: unknown keypoint format'),
     ('c.json', '{"images": [{"id": 1}], "annotations": [{"image_id": 1, "num_keypoints": 1, "keypoints": [0, 0, 2]}]}',
-     r'c\.json: keypoints: expected 51 numbers'),
-    ('w.json', '{"images": [{"id": 1}], "annotations": [{"image_id": 1, "num_keypoints": 1, "keypoints": [0, 0, 2' + ', 0' * 48 + ']}]}',
-     r"w\.json: width: missing field in images"),
+     r'c\.json: annotations\[0\]\.keypoints: expected 51 numbers'),
+    ('w.json', '{"images": [{"id": 1, "width": 640}], "annotations": [{"image_id": 1, "num_keypoints": 1, "keypoints": [5, 5, 2' + ', 0' * 48 + ']}]}',
+     r"w\.json: images\[0\] width, height: expected width and height as integers in 1\.\.100000 px, got \(640, None\)"),
+    ('z.json', '{"images": [{"id": 1}], "annotations": [{"image_id": 1, "num_keypoints": 1, "keypoints": [0, 0, 2' + ', 0' * 48 + ']}]}',
+     r"z\.json: keypoints: no joint detected in any of its 1 detections"),
     ('p_000001_keypoints.json', '{"version": 1.3, "people": [{"pose_keypoints_2d": [1, 2]}]}',
-     r'p_000001_keypoints\.json: pose_keypoints_2d: expected 75 numbers'),
-    ('mm.json', '[[{"keypoints": [[1, 2]], "keypoint_scores": [1]}]]', r'mm\.json: keypoints: expected 17 or 26'),
+     r'p_000001_keypoints\.json: people\[0\]\.pose_keypoints_2d: expected 75 numbers'),
+    ('mm.json', '[[{"keypoints": [[1, 2]], "keypoint_scores": [1]}]]', r'mm\.json: \[0\]\.instances\[0\]\.keypoints: expected 17 or 26'),
 ])
 def test_bad_files(tmp_path, name, content, match):
     (tmp_path / name).write_text(content)
@@ -173,7 +175,7 @@ def test_bad_files(tmp_path, name, content, match):
 def test_bad_arrays_and_arguments(tmp_path):
     np.save(tmp_path / 'k.npy', np.zeros((5, 17, 4), np.float32))
     with pytest.raises(ValueError, match=r'k\.npy: joints: .*pass joints=NAME'): read_keypoints(tmp_path / 'k.npy')
-    with pytest.raises(ValueError, match=r'k\.npy: keypoints: expected \(T, 17, 2\|3\)'): read_keypoints(tmp_path / 'k.npy', joints='coco17')
+    with pytest.raises(ValueError, match=r'k\.npy: keypoints: expected a \(T, 17, 2\|3\) array'): read_keypoints(tmp_path / 'k.npy', joints='coco17')
     (tmp_path / 'e.npz').write_bytes(b'')
     with pytest.raises(ValueError, match=r'e\.npz: file: empty file'): read_keypoints(tmp_path / 'e.npz', joints='coco17')
     (tmp_path / 'g.npz').write_bytes(b'not a zip')
@@ -216,10 +218,10 @@ def test_linking_runs_same_as_frame_by_frame(seed):
 
 
 def test_linking_one_person_is_vectorised(monkeypatch):
-    "A clean single-person track of 5,000 frames is linked in whole runs, not box by box."
-    import hpe_pretrain.data.keypoints as K
-    calls, box = [], K._box
-    monkeypatch.setattr(K, '_box', lambda *a: calls.append(1) or box(*a))
+    "A clean single-person track of 5,000 frames is linked in whole runs, not frame by frame."
+    import hpe_pretrain.data.keypoint_tracks as K
+    calls, cost = [], K._pair_cost
+    monkeypatch.setattr(K, '_pair_cost', lambda *a: calls.append(1) or cost(*a))
     n = 5000
     kp = _person(0, 0, 1.0, 17, np.random.default_rng(0))[None] + np.c_[np.arange(n) * 2., np.zeros(n)][:, None].astype(np.float32)
     lab = link_detections(np.arange(n), kp, np.ones((n, 17), np.float32))

@@ -113,7 +113,7 @@ _HALPE26 = Skeleton(
     (18, 0, 0, 1, 2, 18, 18, 5, 6, 7, 8, 19, 19, 11, 12, 13, 14, 18, 19, -1, 15, 16, 15, 16, 15, 16),
     (1, 3, 5, 7, 9, 11, 13, 15, 20, 22, 24), (2, 4, 6, 8, 10, 12, 14, 16, 21, 23, 25))
 
-# %% ../../nbs/00a_data.skeleton.ipynb #ce48e366
+# %% ../../nbs/00a_data.skeleton.ipynb #346e528e
 _BODY25 = Skeleton(
     'body25', ('nose', 'neck', 'r_shoulder', 'r_elbow', 'r_wrist', 'l_shoulder', 'l_elbow', 'l_wrist', 'mid_hip',
                'r_hip', 'r_knee', 'r_ankle', 'l_hip', 'l_knee', 'l_ankle', 'r_eye', 'l_eye', 'r_ear', 'l_ear',
@@ -121,8 +121,13 @@ _BODY25 = Skeleton(
     (1, 8, 1, 2, 3, 1, 5, 6, -1, 8, 9, 10, 8, 12, 13, 0, 0, 15, 16, 14, 19, 14, 11, 22, 11),
     (5, 6, 7, 12, 13, 14, 16, 18, 19, 20, 21), (2, 3, 4, 9, 10, 11, 15, 17, 22, 23, 24))
 
-# %% ../../nbs/00a_data.skeleton.ipynb #492ab9a5
-SKELETONS: Mapping[str, Skeleton] = MappingProxyType({s.name: s for s in (_H36M32, _H36M17, _MPI28, _MPI17, _COCO17, _HALPE26, _BODY25)})
+_POSETRACK18 = Skeleton(
+    'posetrack18', ('nose', 'head_bottom', 'head_top') + _COCO_NAMES[3:],
+    (1, 5, 1, 1, 1, 11, 5, 5, 6, 7, 8, -1, 11, 11, 12, 13, 14),
+    (3, 5, 7, 9, 11, 13, 15), (4, 6, 8, 10, 12, 14, 16))
+
+# %% ../../nbs/00a_data.skeleton.ipynb #0a32ef90
+SKELETONS: Mapping[str, Skeleton] = MappingProxyType({s.name: s for s in (_H36M32, _H36M17, _MPI28, _MPI17, _COCO17, _HALPE26, _BODY25, _POSETRACK18)})
 
 def get_skeleton(name: str | Skeleton, # registry name ('h36m17', ...) or a `Skeleton` (returned as is)
                 ) -> Skeleton:
@@ -131,7 +136,7 @@ def get_skeleton(name: str | Skeleton, # registry name ('h36m17', ...) or a `Ske
     if name not in SKELETONS: raise ValueError(f"Unknown skeleton {name!r}; valid names: {', '.join(SKELETONS)}")
     return SKELETONS[name]
 
-# %% ../../nbs/00a_data.skeleton.ipynb #1f75084e
+# %% ../../nbs/00a_data.skeleton.ipynb #b6707306
 def _selection(src: Skeleton, dst: Skeleton, idx: Sequence[int]) -> np.ndarray:
     W = np.zeros((dst.n_joints, src.n_joints))
     W[np.arange(len(idx)), list(idx)] = 1.0
@@ -168,6 +173,10 @@ _h36m_from_body25 = _weights(_BODY25, _H36M17, {   # BODY_25 has the mid-hip and
     **{j: j for j in _LIMBS}, 'pelvis': 'mid_hip', 'thorax': 'neck', 'spine': {'neck': .5, 'mid_hip': .5}, 'neck': 'nose',
     'head': {'l_eye': .25, 'r_eye': .25, 'l_ear': .25, 'r_ear': .25}})
 
+_h36m_from_posetrack = _weights(_POSETRACK18, _H36M17, {
+    **{j: j for j in _LIMBS}, 'pelvis': {'l_hip': .5, 'r_hip': .5}, 'thorax': {'l_shoulder': .5, 'r_shoulder': .5},
+    'spine': {'l_hip': .25, 'r_hip': .25, 'l_shoulder': .25, 'r_shoulder': .25}, 'neck': 'nose', 'head': 'head_top'})
+
 JOINT_MAPS: Mapping[tuple[str, str], np.ndarray] = MappingProxyType({k: _readonly(W) for k, W in {
     ('h36m32', 'h36m17'): _h36m_from_32,
     ('mpi28', 'mpi17'): _mpi17_from_28,
@@ -178,6 +187,7 @@ JOINT_MAPS: Mapping[tuple[str, str], np.ndarray] = MappingProxyType({k: _readonl
     ('halpe26', 'coco17'): _selection(_HALPE26, _COCO17, range(17)),
     ('body25', 'coco17'): _coco_from_body25,
     ('body25', 'h36m17'): _h36m_from_body25,
+    ('posetrack18', 'h36m17'): _h36m_from_posetrack,
 }.items()})
 
 # %% ../../nbs/00a_data.skeleton.ipynb #e96f4d36
