@@ -7,11 +7,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpe_pretrain.data.files import RunDir
 from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
-from hpe_pretrain.models.factory import create_model, finetune_model_config
-from hpe_pretrain.train.config import load_config, save_config
-from hpe_pretrain.train.infer import Predictor, infer_command, resample_time
+from hpe_pretrain.testing import make_run
+from hpe_pretrain.train.infer import infer_command
+from hpe_pretrain.train.lifting import LiftingModel, load_lifting_model, resample_time
+from hpe_pretrain.train.sidecar import Conventions
+from hpe_pretrain.transforms.normalize import PoseCodec
+
+
+def _echo(clip_len: int = 9, fps: float | None = 50.) -> LiftingModel:
+    "A stand-in model that returns its encoded input (root convention 'none', so the echo is exact)."
+    return LiftingModel(lambda x: x, Conventions('h36m17', clip_len, PoseCodec(0), fps=fps, root_mode='none'), name='echo')
 
 
 def _linear(T: int, J: int = 17) -> np.ndarray:
@@ -31,30 +37,26 @@ def test_resample_25_to_50_and_back_is_exact_for_linear_motion():
     np.testing.assert_allclose(resample_time(resample_time(conf, 25, 50), 50, 25, n=40), conf, atol=1e-6)
 
 
-def test_predictor_50fps_on_25fps_input_keeps_every_frame():
-    echo = Predictor(lambda x: x, 'h36m17', clip_len=9, fps=50.)     # returns its encoded input
+def test_model_at_50fps_on_25fps_input_keeps_every_frame():
+    echo = _echo()
     kp = _linear(61)
-    plain = echo.codec.encode(kp, np.array([1000., 1000.], np.float32), None)
+    plain = PoseCodec(0).encode(kp, np.array([1000., 1000.], np.float32), None)
+    plain = plain - plain[:, :1]                                       # the codec's decode: root-relative
     out = echo(kp, None, (1000, 1000), fps=25)
     assert out.shape == (61, 17, 3)                                    # T_out == T_in
     np.testing.assert_allclose(out, plain, atol=1e-6)                  # linear motion: exact
     np.testing.assert_array_equal(echo(kp, None, (1000, 1000), fps=50.), echo(kp, None, (1000, 1000)))
-    assert not Predictor(lambda x: x, 'h36m17', 9).resamples(25)      # unknown training rate: never resampled
+    assert not _echo(fps=None).resamples(25)                           # unknown training rate: never resampled
 
 
 def _run(d: Path, model: str = 'stmo-tiny') -> Path:
     "A run folder like `fit` leaves, holding an untrained model (clip length 27, the synthetic H36M-format data)."
-    run = RunDir(d/model); cfg = load_config([f'model={model}', 'data.clip_len=27'])
-    save_config(cfg, run.config)
-    torch.manual_seed(0); m = create_model(finetune_model_config(dict(cfg.model))).eval()
-    run.models.mkdir(parents=True, exist_ok=True)
-    torch.save({'model': {f'model.{k}': v for k, v in m.state_dict().items()}}, run.checkpoint('finetune', 'best'))
-    return run.path
+    return make_run(d/model, model)[0].path
 
 
 def test_infer_fps_at_model_rate_is_identical_and_25fps_is_resampled(tmp_path, capsys):
     run = _run(tmp_path)
-    assert Predictor.load(run, device='cpu').fps == 50.
+    assert load_lifting_model(run, device='cpu').fps == 50.
     coco = KeypointTrack(0, np.arange(100), _linear(100), np.ones((100, 17)), 'coco17')
     path = write_coco_results([coco], tmp_path/'video.json')
     kw = dict(image_size=(1000, 1000), device='cpu', max_frames=10)
@@ -64,17 +66,17 @@ def test_infer_fps_at_model_rate_is_identical_and_25fps_is_resampled(tmp_path, c
     r25 = infer_command(run, path, tmp_path/'r25', fps=25, **kw)
     assert r25['poses_3d'].shape == (100, 17, 3) and r25['resampled'] and not same['resampled']
     assert not np.allclose(r25['poses_3d'], plain['poses_3d'])        # the model saw other frames
-    out = capsys.readouterr().out.splitlines()
+    out = [l for l in capsys.readouterr().out.splitlines() if 'lifted with' in l]
     assert "no --fps: not resampled" in out[0] and "50 fps, as the model's" in out[1]
     assert "25 fps resampled to the model's 50 fps and back" in out[2]
     doc = json.loads((tmp_path/'r25'/'poses_3d.json').read_text())
     assert (doc['video_fps'], doc['model_fps'], doc['resampled'], len(doc['poses_3d'])) == (25., 50., True, 100)
-    with np.load(tmp_path/'plain'/'poses_3d.npz') as z:                 # no pickles: an unknown rate is NaN
+    with np.load(tmp_path/'plain'/'poses_3d.npz', allow_pickle=False) as z:   # no pickles: an unknown rate is NaN
         assert np.isnan(z['video_fps']) and float(z['model_fps']) == 50. and not bool(z['resampled'])
 
 
 def test_progress_for_long_tracks_only(capsys):
-    echo = Predictor(lambda x: x, 'h36m17', clip_len=9, fps=50.)
+    echo = _echo()
     echo(_linear(3000), None, (1000, 1000), progress=True)              # 334 windows, 6 batches (x2 flip)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 6 and lines[-1].startswith('lifting 3000 frames (334 windows of 9): 6/6 batches'), lines
@@ -93,4 +95,5 @@ def test_cli_fps(tmp_path, capsys):
     doc = json.loads((tmp_path/'a'/'poses_3d.json').read_text())
     assert (doc['video_fps'], doc['resampled'], len(doc['frames'])) == (30., True, 40)
     assert main(args + ['--out', str(tmp_path/'b'), '--fps', '0']) == 2
-    assert "fps 0.0; expected the keypoints' frame rate in Hz" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "argument --fps: '0': expected a number from 1 to 1000" in err and len(err.strip().splitlines()) == 1, err

@@ -15,7 +15,8 @@ from hpe_pretrain.data.mixture import (KeypointClips, MixtureDataLoader, Mixture
 from hpe_pretrain.data.loaders import PoseClipDataset
 from hpe_pretrain.data.prepare import prepare
 from hpe_pretrain.data.skeleton import convert_joints, get_skeleton, joint_map
-from hpe_pretrain.models.factory import (create_model, import_weights, init_from, joint_indexed_params, joint_permutation,
+from hpe_pretrain.train.runs import init_from
+from hpe_pretrain.models.factory import (create_model, joint_indexed_params, joint_permutation,
                                          load_encoder, permute_joint_state)
 from hpe_pretrain.testing import synth_pose_batch, toy_cache
 
@@ -253,17 +254,17 @@ def test_init_from_run_folder_and_checkpoint(tmp_path):
     torch.save({'model': {f'model.{k}': v for k, v in pre.state_dict().items()}}, run.checkpoint('pretrain', 'last'))
     ft = create_model('stmo-tiny', dec_depth=0)
     rep = init_from(ft, run.path, 'mpi17', verbose=False)
-    assert rep.source == str(run.checkpoint('pretrain', 'last'))
+    assert rep.source == f"{run.checkpoint('pretrain', 'last')} (run, pretrain)"
     assert rep.permuted == ['joint_embed.joint_embed', 'to_frame.weight']        # to_joints: MPM leaves it untrained
     assert 'to_joints.weight' in rep.excluded and 'head.proj.weight' in rep.excluded
     assert (ft.joint_embed.joint_embed[0, 0, M.index('l_wrist')] == H.index('l_wrist')).all()
     # a checkpoint outside a run: the joint set must be given
     lone = tmp_path / 'lone.pth'; lone.write_bytes(run.checkpoint('pretrain', 'last').read_bytes())
-    with pytest.raises(ValueError, match=r"lone.pth: cannot tell which joint set it was trained on .*or pass src_joints"):
+    with pytest.raises(ValueError, match=r"lone.pth: a checkpoint of this package outside its run folder: cannot tell which joint set .*or pass src_joints"):
         init_from(ft, lone, 'mpi17', verbose=False)
     assert init_from(ft, lone, 'mpi17', src_joints='h36m17', verbose=False).permuted[0] == 'joint_embed.joint_embed'
-    with pytest.raises(FileNotFoundError, match="no pretrain, finetune or scratch checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no config.yaml: not a run folder"):
         init_from(ft, tmp_path, 'mpi17')
-    # import_weights (`model.weights`) knows a run checkpoint's joint set too
-    rep = import_weights(create_model('stmo-tiny', dec_depth=0), run.checkpoint('pretrain', 'last'), joints='mpi17', verbose=False)
+    # a checkpoint file inside the run (what `model.weights` may name) knows its joint set too; exclude chosen here
+    rep = init_from(create_model('stmo-tiny', dec_depth=0), run.checkpoint('pretrain', 'last'), 'mpi17', exclude=('head.',), verbose=False)
     assert rep.joint_sets == ('h36m17', 'mpi17') and 'to_joints.weight' in rep.permuted   # only the head is left out here

@@ -67,7 +67,7 @@ def read_keypoints(path: str | Path,                    # keypoint file, or an O
     if fmt == 'openpose': return read_openpose(path, image_size, track_ids, joints, video)
     return {'coco_results': read_coco_results, 'alphapose': read_alphapose, 'mmpose': read_mmpose}[fmt](path, image_size, track_ids, joints)
 
-# %% ../../nbs/00i_data.keypoints.ipynb #6b6c5bd3
+# %% ../../nbs/00i_data.keypoints.ipynb #bdc1fa48
 def read_track(path: str | Path,                    # keypoint file, or an OpenPose folder
                fmt: str | None = None,              # one of `FORMATS`; None: detected
                joints: str | None = None,           # joint set of the file (npz/npy; else overrides the name)
@@ -79,12 +79,14 @@ def read_track(path: str | Path,                    # keypoint file, or an OpenP
                track_ids: bool = True,              # use the file's track ids when usable; False: always link
                dst: str | None = None,              # convert the pieces to this joint set (e.g. the model's); None: keep
                confidence: str = 'min',             # a derived joint's confidence: 'min' or 'mean' of its detected contributors
+               need_size: bool = True,              # refuse a track without an image size (False: for encodings that need none)
               ) -> tuple[list[KeypointTrack], TrackReport]: # the pieces (consecutive frames, in order) and the account
     "One person's track of a keypoint file, ready to lift: picked, gaps filled, converted; with its `TrackReport`."
     max_gap = check_max_gap(max_gap)
     if image_size is not None: image_size = check_image_size(image_size, f"{path}: image_size")
     tracks = read_keypoints(path, fmt, joints, image_size, track_ids, video)
-    t = pick_track(tracks, track); require_image_size(t)
+    t = pick_track(tracks, track)
+    if need_size: require_image_size(t)
     pieces = fill_gaps(t, max_gap, min_score)
     if not pieces: raise ValueError(f"{path}: track {t.track_id} has no frame with a detected joint scoring >= {min_score}")
     kept = sum(int((p.confidence > 0).any(1).sum()) for p in pieces)

@@ -146,7 +146,7 @@ def _walk(o: Any, problems: list[str]) -> None:
         elif isinstance(v, str) and ('default_factory_module' in v or '__enum__' in v):
             problems.append("a tree spec names a Python module to import")
 
-# %% ../../nbs/02f_models.export.ipynb #f499889f
+# %% ../../nbs/02f_models.export.ipynb #f5fdfde4
 def _json_member(z: zipfile.ZipFile, name: str, problems: list[str]) -> Any:
     "A JSON member of the archive, or None with a problem noted."
     try: return json.loads(z.read(name))

@@ -16,7 +16,7 @@ if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-f
 # %% auto #0
 __all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #011a5356
+# %% ../../nbs/03g_train.cli.ipynb #59d5659b
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -31,6 +31,11 @@ _EPILOG = """examples:
   hpe-pretrain fit model=dstformer-base model.weights=MotionBERT/checkpoint/pretrain/latest_epoch.bin
   torchrun --standalone --nproc_per_node 2 "$(command -v hpe-pretrain)" fit   # distributed (DDP)
 """
+
+class _Parser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose errors are one line (`prog: error: ...; --help for usage`), exit status 2."
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (--help for usage)\n")
 
 def _ranged(kind: type, # int or float
             lo: float, # smallest value allowed
@@ -57,7 +62,7 @@ def _model_args(p: argparse.ArgumentParser, # a subcommand's parser
 
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of `hpe-pretrain` (subcommands prepare, fit, eval, export)."
-    p = argparse.ArgumentParser(prog='hpe-pretrain', formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _Parser(prog='hpe-pretrain', formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Pretrain and fine-tune 3D human pose estimation models on Human3.6M / MPI-INF-3DHP.', epilog=_EPILOG)
     sub = p.add_subparsers(dest='command', metavar='{prepare,fit,eval,export,infer}')
     sub.required = True
@@ -227,7 +232,7 @@ def export_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside
     from hpe_pretrain.train.lifting import export_lifting_model
     return export_lifting_model(checkpoint, fmt, out=out, clip_len=clip_len, motionbert_config=motionbert_config)
 
-# %% ../../nbs/03g_train.cli.ipynb #4c7ca1a9
+# %% ../../nbs/03g_train.cli.ipynb #ec9240db
 def _error_line(e: BaseException, # any error of a command
                 args: argparse.Namespace, # the parsed command line (its file options are named for context)
                ) -> str: # one line
@@ -251,9 +256,11 @@ def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.ar
         ) -> int:
     "Entry point of the `hpe-pretrain` console script; returns the exit code."
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)  # `fit` overrides may come before or after its options
-    bad = [e for e in extra if args.command != 'fit' or e.startswith('-') or '=' not in e]
-    if bad: parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    try:
+        args, extra = parser.parse_known_args(argv)  # `fit` overrides may come before or after its options
+        bad = [e for e in extra if args.command != 'fit' or e.startswith('-') or '=' not in e]
+        if bad: parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    except SystemExit as e: return int(e.code or 0)   # --help (0) or a usage error, already printed in one line (2)
     if args.command == 'fit':
         args.overrides = list(args.overrides) + extra
         if isinstance(args.resume, str) and '=' in args.resume and not Path(args.resume).exists():   # `--resume run.name=X`
