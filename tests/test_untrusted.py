@@ -432,7 +432,8 @@ def test_output_folder_with_user_files_refused(env, tmp_path, capsys):
     before = snapshot(tmp_path)
     refused(capsys, 'infer', '--checkpoint', env.run, '--keypoints', env.kp, '--out', out, *SIZE,
             contains=(f'{out}: exists and holds files this command did not write', 'notes.txt'))
-    assert (out/'notes.txt').read_text() == 'mine' and snapshot(tmp_path) == before
+    assert (out/'notes.txt').read_text() == 'mine' and snapshot(out) == {k: v for k, v in before.items() if k.startswith(f'{out}/')}
+    assert _temps(tmp_path, 'out') == [] and sorted(q.name for q in tmp_path.iterdir()) in (['out'], ['.out.lock', 'out'])
 
 
 def test_second_writer_refused(env, tmp_path, capsys):
@@ -525,12 +526,18 @@ def _export_case(env, tmp_path: Path, case: str) -> tuple[Path, str]:
         return reseal(p), f'{p}: not an ONNX model'
     p = copy_export(env.pt2, tmp_path/'m.pt2'); sp = Path(f'{p}.json')
     if case == 'deep_sidecar': sp.write_text(_deep_json()); return p, f'sidecar {sp}: JSON nested too deeply'
+    if case.startswith('sidecar_no_'):
+        key = case[len('sidecar_no_'):]
+        def drop(d): del d[key]
+        edit_sidecar(p, drop)
+        return p, f"sidecar {sp}: key '{key}' missing"
     body = {'sidecar_list': [1, 2], 'sidecar_string': 'hello', 'sidecar_null': None}[case]
     sp.write_text(json.dumps(body))
     return p, f"sidecar {sp}: expected a JSON object, got {type(body).__name__}"
 
 
-EXPORT_CASES = ['truncated_pt2', 'random_onnx', 'deep_sidecar', 'sidecar_list', 'sidecar_string', 'sidecar_null']
+EXPORT_CASES = ['truncated_pt2', 'random_onnx', 'deep_sidecar', 'sidecar_list', 'sidecar_string', 'sidecar_null',
+                'sidecar_no_model', 'sidecar_no_joints']
 
 
 @pytest.mark.parametrize('case', EXPORT_CASES)

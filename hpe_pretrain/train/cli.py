@@ -16,7 +16,7 @@ if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-f
 # %% auto #0
 __all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #59d5659b
+# %% ../../nbs/03g_train.cli.ipynb #6646499e
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -232,7 +232,7 @@ def export_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside
     from hpe_pretrain.train.lifting import export_lifting_model
     return export_lifting_model(checkpoint, fmt, out=out, clip_len=clip_len, motionbert_config=motionbert_config)
 
-# %% ../../nbs/03g_train.cli.ipynb #ec9240db
+# %% ../../nbs/03g_train.cli.ipynb #bd9bcfb7
 def _error_line(e: BaseException, # any error of a command
                 args: argparse.Namespace, # the parsed command line (its file options are named for context)
                ) -> str: # one line

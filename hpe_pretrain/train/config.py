@@ -152,10 +152,10 @@ def _spec(cfg:DictConfig, dotted:str) -> tuple|None:
         if i == len(parts) - 1: return tp, opt, d
         cls = tp
 
-# %% ../../nbs/03c_train.config.ipynb #1ade2203
+# %% ../../nbs/03c_train.config.ipynb #66d4e50d
 def _load_yaml(path:Path) -> DictConfig:
     try: cfg = OmegaConf.load(path)
-    except Exception as e: raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except Exception as e: raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(cfg, DictConfig): raise ConfigError(f"{path}: expected a mapping at the top level")
     return cfg
 
