@@ -8,8 +8,8 @@ as a detector writes it (one detection per frame, no track ids, 1920x1080 images
 The keypoints are synthetic: a walking H36M-format motion (`hpe_pretrain.data.synthetic`) seen by one of its cameras,
 mapped to COCO-17 and written with the package's own `write_coco_results`, `track_id` removed. The model is a freshly
 initialised `stmo-small` (speed does not depend on the weights) in a run folder, exported to ONNX with
-`hpe_pretrain.models.export.export_model` and run through onnxruntime via `Predictor.load('<...>.onnx')`; the PyTorch
-checkpoint of the same run (`Predictor.load('<run>')`) is timed in the same process, the two interleaved (A, B, B, A,
+`hpe_pretrain.train.lifting.export_lifting_model` and run through onnxruntime via `load_lifting_model('<...>.onnx')`; the PyTorch
+checkpoint of the same run (`load_lifting_model('<run>')`) is timed in the same process, the two interleaved (A, B, B, A,
 ...) after one untimed warm-up round each.
 
 Headline: `infer_keypoints` + `write_inference` timed as one call, i.e. parse + link + gaps + lift + write (npz and
@@ -22,7 +22,7 @@ timed one by one, the way `infer_keypoints` chains them, for their shares:
   encode  `PoseCodec.encode` (pixels -> the model's input)
   lift    `predict_sequence` with flip TTA (the model)
   write   `write_inference` (poses_3d.npz + poses_3d.json)
-  anim    `write_animation` (animation.html; not in the headline)
+  anim    the animation page (`_animation`: animation.html; not in the headline)
 """
 from __future__ import annotations
 import argparse, json, os, statistics, sys, tempfile, time
@@ -58,11 +58,11 @@ def coco_video(n: int, path: Path, seed: int = 0) -> Path:
 
 
 def run_steps(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[dict, dict]:
-    "Each step of `infer_keypoints` + `write_inference` + `write_animation`, timed alone; (seconds per step, result)."
+    "Each step of `infer_keypoints` + `write_inference` + the animation page, timed alone; (seconds per step, result)."
     import numpy as np
     from hpe_pretrain.data.keypoints import fill_gaps, link_detections, pick_track, read_keypoints
     from hpe_pretrain.train.evaluate import predict_sequence
-    from hpe_pretrain.train.infer import write_animation, write_inference
+    from hpe_pretrain.train.infer import _animation, write_inference
     t, clock = {}, time.perf_counter
     t0 = clock(); tracks = read_keypoints(path, image_size=size); t['parse'] = clock() - t0
     tr = tracks[0] if len(tracks) == 1 else None
@@ -70,24 +70,24 @@ def run_steps(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[dict, dic
     t0 = clock(); link_detections(tr.frames, tr.keypoints, tr.confidence); t['link'] = clock() - t0
     t['parse'] -= t['link']                                          # read_keypoints linked these same detections
     t0 = clock(); tr = pick_track(tracks); t['pick'] = clock() - t0
-    t0 = clock(); pieces = [p.to_joints(pred.skeleton.name) for p in fill_gaps(tr)]; t['gaps'] = clock() - t0
+    t0 = clock(); pieces = [p.to_joints(pred.joints) for p in fill_gaps(tr)]; t['gaps'] = clock() - t0
     t0 = clock(); xs = [pred.codec.encode(p.keypoints, np.asarray(size, np.float32), p.confidence) for p in pieces]; t['encode'] = clock() - t0
     t0 = clock()
-    poses = [predict_sequence(pred.predict_fn, x, pred.clip_len, None, True, pred.skeleton.flip_perm) for x in xs]
+    poses = [pred.codec.decode(predict_sequence(pred.window_fn(True), x, pred.clip_len), None) for x in xs]
     t['lift'] = clock() - t0
     cat = lambda k: np.concatenate([getattr(p, k) for p in pieces])
     r = dict(frames=cat('frames'), poses_3d=np.concatenate(poses), keypoints_2d=cat('keypoints'), confidence=cat('confidence'),
              track_id=tr.track_id, joint_names=list(pred.skeleton.joints), pieces=len(pieces), image_size=size,
-             source=str(path), model=pred.source, video_fps=None, model_fps=pred.fps, resampled=False)
-    t0 = clock(); write_inference(out, r); t['write'] = clock() - t0
-    t0 = clock(); write_animation(out, r, pred.skeleton.name, pred.fps or 50.); t['anim'] = clock() - t0
+             source=str(path), model=pred.source, units=pred.units, encoding=pred.codec.name, video_fps=None, model_fps=pred.fps, resampled=False)
+    t0 = clock(); write_inference(out, r, animation=False); t['write'] = clock() - t0
+    t0 = clock(); _animation(r, pred.joints, pred.fps or 50., 300); t['anim'] = clock() - t0
     return t, r
 
 
 def run_whole(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[float, dict]:
     "The headline: `infer_keypoints` + `write_inference` in one timed call (what `infer` runs, less the animation)."
     from hpe_pretrain.train.infer import infer_keypoints, write_inference
-    t0 = time.perf_counter(); r = infer_keypoints(pred, path, image_size=size, flip_tta=True); write_inference(out, r)
+    t0 = time.perf_counter(); r = infer_keypoints(pred, path, image_size=size, flip_tta=True); write_inference(out, r, animation=False)
     return time.perf_counter() - t0, r
 
 
@@ -95,17 +95,16 @@ def benchmark(frames: int, rounds: int, model: str, threads: int) -> dict:
     "Per backend: load time, headline seconds per round, step seconds per round; checks both backends agree."
     import numpy as np, torch
     from inference import _make_run
-    from hpe_pretrain.models.export import export_model
-    from hpe_pretrain.train.infer import Predictor
+    from hpe_pretrain.train.lifting import export_lifting_model, load_lifting_model
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         t0 = time.perf_counter(); path = coco_video(frames, d/'video.json'); gen = time.perf_counter() - t0
         run, _ = _make_run(d, model)
-        onnx = export_model(run.path, 'onnx', verbose=False)
+        onnx = export_lifting_model(run.path, 'onnx', verbose=False)
         res, preds = {}, {}
         for name, src in (('onnxruntime', onnx), ('pytorch', run.path)):
-            t0 = time.perf_counter(); preds[name] = Predictor.load(src, device='cpu')
+            t0 = time.perf_counter(); preds[name] = load_lifting_model(src, device='cpu')
             res[name] = dict(load=time.perf_counter() - t0, whole=[], steps={k: [] for k in (*STEPS, 'anim')})
         outs = {}
         for r in range(rounds + 1):                                   # round 0: warm-up, not timed
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--frames', type=int, default=10_000, help='frames of the video (one detection each)')
     p.add_argument('--rounds', type=int, default=3, help='timed rounds per backend (after one warm-up round)')
     p.add_argument('--model', default='stmo-small', help='shipped model config name')
-    p.add_argument('--threads', type=int, default=1, help='torch threads; onnxruntime uses as many (Predictor.load)')
+    p.add_argument('--threads', type=int, default=1, help='torch threads; onnxruntime uses as many (load_lifting_model)')
     a = p.parse_args(argv)
     os.environ.setdefault('OMP_NUM_THREADS', str(a.threads))
     t0 = time.perf_counter()

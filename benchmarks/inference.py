@@ -12,7 +12,7 @@ of one call (ms), latency per clip (ms / B) and clips per second, and the peak r
 while that cell ran (Linux: the peak is reset before each cell through /proc/self/clear_refs; elsewhere it is the
 process peak so far, marked with '*'; the process holds every model and session of the grid at once). The models
 are freshly initialised (speed does not depend on the weights), saved as a run folder and exported with
-`hpe_pretrain.models.export.export_model`, which checks each export against eager PyTorch.
+`hpe_pretrain.train.lifting.export_lifting_model`, which checks each export against eager PyTorch.
 
 `--study` (B=1, T=243; `study`): the models are trained briefly on the embedded synthetic data (so that the weights
 are not random; `--train-clips`), exported to ONNX and `.pt2` at T=243, and then
@@ -63,12 +63,13 @@ def _make_run(d: Path, model: str, m=None, clip_len: int = 27):
 def build_runners(models: list[str], threads: list[int], d: Path) -> dict:
     "(model, runtime, threads) -> (set_threads, fn(x numpy) -> output), exporting each model once to ONNX and pt2."
     import torch, onnxruntime as ort
-    from hpe_pretrain.models.export import export_model
+    from hpe_pretrain.models.export import load_pt2
+    from hpe_pretrain.train.lifting import export_lifting_model
     runners = {}
     for name in models:
         run, m = _make_run(d, name)
-        onnx_path = export_model(run.path, 'onnx', verbose=False)
-        prog = torch.export.load(export_model(run.path, 'pt2', verbose=False)).module()
+        onnx_path = export_lifting_model(run.path, 'onnx', verbose=False)
+        prog, _ = load_pt2(export_lifting_model(run.path, 'pt2', verbose=False))
         for n in threads:
             set_t = lambda n=n: torch.set_num_threads(n)
             def eager(x, m=m):
@@ -232,6 +233,7 @@ def _state_mb(m) -> float:
 def _eager_settings(m, threads: list[int], pt2: Path | None = None) -> list[dict]:
     "Eager PyTorch settings: fp32 (every thread count, also with F.linear and as a .pt2 program), bf16, dynamic int8 Linear."
     import contextlib, copy, torch, torch.nn as nn
+    from hpe_pretrain.models.export import load_pt2
     def runner(model, cast=None, autocast=False, onednn=True):
         def f(x):
             t = torch.from_numpy(x)
@@ -246,7 +248,7 @@ def _eager_settings(m, threads: list[int], pt2: Path | None = None) -> list[dict
     rows += [dict(setting='eager fp32, Linear as F.linear (oneDNN off)', runtime='eager', threads=n, fn=runner(m, onednn=False), mb=fp32)
              for n in threads]
     if pt2 is not None:
-        prog = torch.export.load(pt2).module()
+        prog, _ = load_pt2(pt2)
         rows += [dict(setting='torch.export program (.pt2) fp32', runtime='pt2', threads=n, fn=runner(prog), mb=pt2.stat().st_size / 2**20)
                  for n in threads]
     rows.append(dict(setting='eager bf16 autocast (fp32 weights)', runtime='eager', threads=n0, fn=runner(m, autocast=True), mb=fp32, lowp=True))
@@ -515,7 +517,7 @@ def study(threads: list[int], rounds: int = 5, calls: int = 1, n_clips: int = 8,
     "The --study: where eager/onnxruntime time goes (first model) and every export/precision setting vs eager fp32."
     import warnings, torch
     warnings.filterwarnings('ignore')   # export, quantisation and fp16 conversion warn a lot; errors still raise
-    from hpe_pretrain.models.export import export_model, load_trained_model
+    from hpe_pretrain.train.lifting import export_lifting_model, load_lifting_model
     from hpe_pretrain.train.pipeline import ensure_cache
     train = train or {}
     t_all = time.perf_counter()
@@ -528,10 +530,10 @@ def study(threads: list[int], rounds: int = 5, calls: int = 1, n_clips: int = 8,
         for mi, name in enumerate(models):
             t0 = time.perf_counter()
             run, how = _study_run(d, name, train.get(name, {}), cache, max(threads), frames_per_seq)
-            m = load_trained_model(run).model.eval()
+            m = load_lifting_model(run, device='cpu').model.eval()
             with _quiet_stdout():
-                onnx_path = export_model(run, 'onnx', out=d/f'{name}.onnx', clip_len=T, verbose=False)
-                pt2_path = export_model(run, 'pt2', out=d/f'{name}.pt2', clip_len=T, verbose=False)
+                onnx_path = export_lifting_model(run, 'onnx', out=d/f'{name}.onnx', clip_len=T, verbose=False)
+                pt2_path = export_lifting_model(run, 'pt2', out=d/f'{name}.pt2', clip_len=T, verbose=False)
             print(f"\n## {name}: {how}; exported to ONNX ({onnx_path.stat().st_size / 2**20:.1f} MiB); "
                   f"accuracy on {n_clips} synthetic test clips of T={T} (screen-normalised 2D + confidence, as in training)",
                   flush=True)

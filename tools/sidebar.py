@@ -14,6 +14,8 @@ SECTIONS = (('00', 'Data'), ('01', 'Transforms'), ('02', 'Models'), ('03', 'Trai
 def render() -> str:
     nbs = sorted(p.name for p in NBS.glob('[0-9]*.ipynb'))
     lines = ['website:', '  sidebar:', '    contents:', '      - index.ipynb']
+    tut = sorted(p.name for p in (NBS/'tutorials').glob('*.ipynb'))
+    if tut: lines += ['      - section: "Tutorials"', '        contents:'] + [f'          - tutorials/{n}' for n in tut]
     for prefix, title in SECTIONS:
         items = [n for n in nbs if n.startswith(prefix)]
         if not items: continue

@@ -67,7 +67,7 @@ def read_keypoints(path: str | Path,                    # keypoint file, or an O
     if fmt == 'openpose': return read_openpose(path, image_size, track_ids, joints, video)
     return {'coco_results': read_coco_results, 'alphapose': read_alphapose, 'mmpose': read_mmpose}[fmt](path, image_size, track_ids, joints)
 
-# %% ../../nbs/00i_data.keypoints.ipynb #458db828
+# %% ../../nbs/00i_data.keypoints.ipynb #fcb5bdb8
 def read_track(path: str | Path,                    # keypoint file, or an OpenPose folder
                fmt: str | None = None,              # one of `FORMATS`; None: detected
                joints: str | None = None,           # joint set of the file (npz/npy; else overrides the name)

@@ -16,7 +16,7 @@ if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-f
 # %% auto #0
 __all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #6646499e
+# %% ../../nbs/03g_train.cli.ipynb #97a10cae
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -147,7 +147,7 @@ def tune_malloc(mmap_threshold:int=256 << 20, # bytes: larger blocks are mapped 
     return ok and (mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(min(mmap_threshold, 2**31 - 1))) == 1
                    or mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(32 << 20)) == 1)
 
-# %% ../../nbs/03g_train.cli.ipynb #912e95c1
+# %% ../../nbs/03g_train.cli.ipynb #e503cfea
 QUICK = ('model=stmo-tiny', 'data.clip_len=27', 'data.stride=27', 'data.synthetic.frames_per_seq=120',
          'pretrain.epochs=3', 'finetune.epochs=3', 'scratch.epochs=3', 'train.bs=64', 'train.tensorboard=true',
          'run.name=quick')  # `--quick`: the whole pipeline in well under two minutes on 2 CPU cores
@@ -218,7 +218,8 @@ def eval_command(checkpoint:str|Path, # a run folder, a .pth in <run>/models/, a
         out = (RunDir(p if p.is_dir() else p.parent.parent).stage_results(f'eval_{Path(data).stem}') if lm.kind == 'run'
                else p.parent/f'{p.stem}_eval_{Path(data).stem}')
     res = evaluate_lifting(lm, data, protocol, flip_tta, skip_list, aggregation, stride, split, pck_joints, out)
-    print(f"{lm.source} ({lm.name}, {lm.kind}) on {data}, protocol {res.settings['eval_protocol']}:\n{res}\n(written to {out})")
+    what = f"MotionBERT checkpoint, config {lm.motionbert_config}" if lm.origin == 'motionbert' else f"{lm.name}, {lm.kind}"
+    print(f"{lm.source} ({what}) on {data}, protocol {res.settings['eval_protocol']}:\n{res}\n(written to {out})")
     return res
 
 # %% ../../nbs/03g_train.cli.ipynb #c3832282
@@ -232,7 +233,7 @@ def export_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside
     from hpe_pretrain.train.lifting import export_lifting_model
     return export_lifting_model(checkpoint, fmt, out=out, clip_len=clip_len, motionbert_config=motionbert_config)
 
-# %% ../../nbs/03g_train.cli.ipynb #bd9bcfb7
+# %% ../../nbs/03g_train.cli.ipynb #3dd82f73
 def _error_line(e: BaseException, # any error of a command
                 args: argparse.Namespace, # the parsed command line (its file options are named for context)
                ) -> str: # one line

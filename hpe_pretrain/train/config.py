@@ -152,7 +152,7 @@ def _spec(cfg:DictConfig, dotted:str) -> tuple|None:
         if i == len(parts) - 1: return tp, opt, d
         cls = tp
 
-# %% ../../nbs/03c_train.config.ipynb #66d4e50d
+# %% ../../nbs/03c_train.config.ipynb #37998543
 def _load_yaml(path:Path) -> DictConfig:
     try: cfg = OmegaConf.load(path)
     except Exception as e: raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
