@@ -91,7 +91,7 @@ def _triples(v, path, field: str, counts: dict) -> tuple:
         raise _err(path, field, f"expected {' or '.join(f'{3 * n} numbers ({n} × x, y, score)' for n in counts)}, got {len(a)}")
     a = a.reshape(-1, 3); n = get_skeleton(counts[len(a)]).n_joints; return a[:n, :2], a[:n, 2], counts[len(a)]
 
-# %% ../../nbs/00i_data.keypoint_files.ipynb #18f5d867
+# %% ../../nbs/00i_data.keypoint_files.ipynb #7ca53214
 def _confidence(s: np.ndarray, f: np.ndarray, path, rule: str) -> np.ndarray:
     "(N, J) float32 confidences in [0, 1] from third values `s` by `rule` ('flags' or 'scores'); ValueError on a bad value."
     if rule == 'flags':
@@ -114,14 +114,15 @@ def _tracks(dets: list, path, joints: str, size: tuple | None, use_ids: bool = T
     if order is not None: kp, s = kp[:, order], s[:, order]
     if rule == 'auto': rule = 'flags' if np.isin(s, (0, 1, 2)).all() else 'scores'
     c = _confidence(s, f, path, rule)
+    raw = np.where(np.isfinite(s), np.clip(s, 0, MAX_SCORE), 0).astype(np.float32) if rule == 'scores' else c   # kept for derived joints
     far = np.isfinite(kp) & (np.abs(kp) > MAX_COORD)
     if far.any():
         n, j, _ = np.argwhere(far)[0]
         raise _err(path, 'keypoints', f"coordinate {kp[n, j][far[n, j]][0]:g} px (frame {f[n]}, joint {j}): expected pixels within ±{MAX_COORD:g}")
-    und = not_detected(kp, c); c[und] = 0; kp = np.where(und[..., None], np.nan, kp)
+    und = not_detected(kp, c); c[und] = 0; kp = np.where(und[..., None], np.nan, kp); raw = np.where(und, 0, raw)
     seen = (c > 0).any(1)
     if not seen.any(): raise _err(path, 'keypoints', f"no joint detected in any of its {len(dets)} detections (every score 0, NaN or at (0, 0))")
-    ids = [d[3] for d, k in zip(dets, seen) if k]; f, kp, c = f[seen], kp[seen], c[seen]
+    ids = [d[3] for d, k in zip(dets, seen) if k]; f, kp, c, raw = f[seen], kp[seen], c[seen], raw[seen]
     if use_ids and None not in ids and len(set(zip(f.tolist(), ids))) == len(ids): lab = np.array(ids, np.int64)
     else: lab = link_detections(f, kp, c)   # no ids, or ids repeated within a frame: not track ids
     if size is not None and (msg := image_size_warning(kp, c, size)): warnings.warn(f"{path}: {msg}", stacklevel=3)
@@ -129,7 +130,8 @@ def _tracks(dets: list, path, joints: str, size: tuple | None, use_ids: bool = T
     for k in np.unique(lab):   # by track id
         m = np.nonzero(lab == k)[0]; m = m[np.argsort(f[m], kind='stable')]
         if len(np.unique(f[m])) < len(m): raise _err(path, 'track_id', f"track {k} has two detections in one frame")
-        out.append(KeypointTrack(int(k), f[m], _fill(f[m], kp[m], c[m], joints, f"{path}: track {k}"), c[m], joints, w, h, str(path)))
+        out.append(KeypointTrack(int(k), f[m], _fill(f[m], kp[m], c[m], joints, f"{path}: track {k}"), c[m], joints, w, h, str(path),
+                                 raw[m] if (raw[m] > 1).any() else None))
     return out
 
 def _size(image_size, file_size, path) -> tuple | None:

@@ -28,7 +28,7 @@ def not_detected(keypoints: np.ndarray, # (..., J, 2) pixels as read
     with np.errstate(invalid='ignore'):
         return ~(s > 0) | ~np.isfinite(s) | ~np.isfinite(kp).all(-1) | (kp == 0).all(-1)
 
-# %% ../../nbs/00i_data.keypoint_tracks.ipynb #d48c4b6b
+# %% ../../nbs/00i_data.keypoint_tracks.ipynb #d7b2f8f5
 _INT64 = 2 ** 63
 
 @dataclass(eq=False)
@@ -42,6 +42,7 @@ class KeypointTrack:
     width: int | None = None    # image width in px, None when unknown
     height: int | None = None   # image height in px, None when unknown
     source: str = ''            # the file read
+    scores: np.ndarray | None = None # (T, J) the detector's own scores where some exceed 1 (up to 2; `confidence` clips them); None: = confidence
     def __post_init__(self):
         what = self.source or 'KeypointTrack'
         if isinstance(self.track_id, bool) or not isinstance(self.track_id, (int, np.integer)) or not -_INT64 <= int(self.track_id) < _INT64:
@@ -60,6 +61,10 @@ class KeypointTrack:
             raise ValueError(f"{what}: track {self.track_id} has non-finite keypoints; mark undetected joints with confidence 0 and fill them (fill_undetected)")
         if not ((self.confidence >= 0) & (self.confidence <= 1)).all():
             raise ValueError(f"{what}: track {self.track_id}: confidences must lie in [0, 1] (0 = not detected)")
+        if self.scores is not None:
+            self.scores = np.asarray(self.scores, np.float32)
+            if self.scores.shape != (T, J) or not np.array_equal(np.clip(self.scores, 0, 1), self.confidence):
+                raise ValueError(f"{what}: track {self.track_id}: scores must be ({T}, {J}) and equal confidence where <= 1")
     def __len__(self) -> int: return len(self.frames)
     def __repr__(self) -> str:
         f = f"frames {self.frames[0]}..{self.frames[-1]}" if len(self) else "no frames"
@@ -95,12 +100,13 @@ def fill_undetected(track: KeypointTrack, # a track whose undetected joints (con
     n = int((track.confidence == 0).sum())
     return replace(track, keypoints=_fill(track.frames, track.keypoints, track.confidence, track.joints, track.source or f'track {track.track_id}')), n
 
-# %% ../../nbs/00i_data.keypoint_tracks.ipynb #45526df6
+# %% ../../nbs/00i_data.keypoint_tracks.ipynb #fbab6bb1
 def convert_keypoints(keypoints: np.ndarray, # (T, J_src, 2) px, undetected joints filled
                       confidence: np.ndarray, # (T, J_src) in [0, 1], 0 = not detected
                       src: str,               # joint set of the input
                       dst: str,               # wanted joint set
                       how: str = 'min',       # derived confidence: 'min' or 'mean' of the detected contributors
+                      clip: bool = True,      # clip the confidences to [0, 1] (False: raw detector scores stay raw)
                      ) -> tuple[np.ndarray, np.ndarray]: # (T, J_dst, 2) float32 px and (T, J_dst) float32
     "Map keypoints and confidences between joint sets; derived joints from their detected contributors only."
     if how not in ('min', 'mean'): raise ValueError(f"confidence={how!r}: expected 'min' or 'mean'")
@@ -114,7 +120,7 @@ def convert_keypoints(keypoints: np.ndarray, # (T, J_src, 2) px, undetected join
     else:
         conf = np.stack([np.where(det[:, w > 0] > 0, c[:, w > 0], np.inf).min(1) for w in W], 1)
         conf = np.where(np.isfinite(conf), conf, 0)
-    return pos.astype(np.float32), np.clip(conf, 0, 1).astype(np.float32)
+    return pos.astype(np.float32), (np.clip(conf, 0, 1) if clip else conf).astype(np.float32)
 
 @patch
 def to_joints(self: KeypointTrack,
@@ -123,7 +129,11 @@ def to_joints(self: KeypointTrack,
              ) -> KeypointTrack:       # the same track in `dst`
     "This track in another joint set; derived joints from their detected contributors only (`convert_keypoints`)."
     kp, c = convert_keypoints(self.keypoints, self.confidence, self.joints, dst, confidence)
-    return replace(self, keypoints=kp, confidence=c, joints=get_skeleton(dst).name)
+    raw = None
+    if confidence == 'mean' and self.scores is not None:   # a mean of the detector's own scores, clipped after (MotionBERT's order)
+        _, raw = convert_keypoints(self.keypoints, self.scores, self.joints, dst, confidence, clip=False)
+        c = np.clip(raw, 0, 1)
+    return replace(self, keypoints=kp, confidence=c, joints=get_skeleton(dst).name, scores=raw if raw is not None and (raw > 1).any() else None)
 
 # %% ../../nbs/00i_data.keypoint_tracks.ipynb #99cf3dbb
 _ALIASES = {'hip': 'pelvis', 'midhip': 'mid_hip'}
@@ -278,7 +288,7 @@ def pick_track(tracks: list[KeypointTrack], # tracks of one file
     if not cands: raise ValueError(f"{tracks[0].source}: no track {track_id}; track ids: {sorted({t.track_id for t in tracks})}")
     return max(cands, key=len)
 
-# %% ../../nbs/00i_data.keypoint_tracks.ipynb #31ca16d7
+# %% ../../nbs/00i_data.keypoint_tracks.ipynb #72d85de0
 _MAX_FILLED = 1_000_000   # frames a track may grow to by filling, beyond 11 per detected frame (max_gap 10)
 
 def fill_gaps(track: KeypointTrack, # a track, possibly with missing frames
@@ -299,7 +309,9 @@ def fill_gaps(track: KeypointTrack, # a track, possibly with missing frames
         ff = np.arange(f[p[0]], f[p[-1]] + 1); at = f[p] - ff[0]
         k = np.zeros((len(ff),) + kp.shape[1:], np.float32); cc = np.zeros((len(ff), c.shape[1]), np.float32)
         k[at], cc[at] = kp[p], c[p]
-        out.append(replace(track, frames=ff, keypoints=_fill(ff, k, cc, track.joints, track.source or f'track {track.track_id}'), confidence=cc))
+        ss = None
+        if track.scores is not None: ss = np.zeros_like(cc); ss[at] = track.scores[good][p]
+        out.append(replace(track, frames=ff, keypoints=_fill(ff, k, cc, track.joints, track.source or f'track {track.track_id}'), confidence=cc, scores=ss))
     return out
 
 # %% ../../nbs/00i_data.keypoint_tracks.ipynb #aef7e068

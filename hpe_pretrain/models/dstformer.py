@@ -16,7 +16,7 @@ from .layers import Block, PoseEmbedding, StreamFusion, Linear, PoseHead, init_w
 # %% auto #0
 __all__ = ['DSTformer', 'dstformer_n_params']
 
-# %% ../../nbs/02b_models.dstformer.ipynb #5dd23242
+# %% ../../nbs/02b_models.dstformer.ipynb #2275f7ce
 class DSTformer(nn.Module):
     "Dual-stream spatio-temporal transformer: `(B, T, J, in_ch)` -> `(B, T, J, out_ch)` or the representation."
     transfer_exclude = ('head.',)   # name prefixes a lifting model never takes from a pretrained checkpoint (fresh head)
@@ -40,11 +40,11 @@ class DSTformer(nn.Module):
         self.embed = PoseEmbedding(in_ch, dim_feat, num_joints, maxlen)
         self.pos_drop = nn.Dropout(drop_rate)
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
-        blk = lambda axis, i: Block(dim_feat, num_heads, axis, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[i])
+        blk = lambda axis, i: Block(dim_feat, num_heads, axis, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[i], norm_eps=1e-6)
         self.blocks_st = nn.ModuleList(nn.Sequential(blk('joints', i), blk('frames', i)) for i in range(depth))
         self.blocks_ts = nn.ModuleList(nn.Sequential(blk('frames', i), blk('joints', i)) for i in range(depth))
         self.fusion = nn.ModuleList(StreamFusion(dim_feat) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim_feat)
+        self.norm = nn.LayerNorm(dim_feat, eps=1e-6)   # MotionBERT's epsilon everywhere (its `norm_layer`), so its weights give its outputs
         self.pre_logits = nn.Sequential(Linear(dim_feat, dim_rep), nn.Tanh())
         self.head = PoseHead(dim_rep, out_ch)
         for m in self.modules():

@@ -106,7 +106,7 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(o.reshape(B, T, J, C)))
     def extra_repr(self) -> str: return f"axis={self.axis!r}, num_heads={self.num_heads}, attn_drop={self.attn_drop}"
 
-# %% ../../nbs/02a_models.layers.ipynb #0b04e6a1
+# %% ../../nbs/02a_models.layers.ipynb #b39203d2
 class Block(nn.Module):
     "Pre-norm transformer block: `x + DropPath(Attention(LN(x)))`, then `x + DropPath(MLP(LN(x)))`."
     def __init__(self, dim: int,              # channels C
@@ -116,11 +116,12 @@ class Block(nn.Module):
                  qkv_bias: bool = True,       # bias in the qkv projection
                  drop: float = 0.,            # dropout after projections
                  attn_drop: float = 0.,       # dropout on attention weights
-                 drop_path: float = 0.):      # stochastic-depth probability
+                 drop_path: float = 0.,       # stochastic-depth probability
+                 norm_eps: float = 1e-5):     # LayerNorm epsilon (MotionBERT's DSTformer: 1e-6)
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, axis, qkv_bias, attn_drop, drop)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MLP(dim, int(dim * mlp_ratio), drop)
         self.drop_path = DropPath(drop_path)
     def forward(self, x: torch.Tensor, # (B, T, J, C)

@@ -15,7 +15,7 @@ from .lifting import LiftingModel, load_lifting_model
 # %% auto #0
 __all__ = ['infer_keypoints', 'write_inference', 'infer_command']
 
-# %% ../../nbs/03h_train.infer.ipynb #aa45f487
+# %% ../../nbs/03h_train.infer.ipynb #e34862f9
 def infer_keypoints(lm: LiftingModel, # the lifting model (`load_lifting_model`)
                     path: str | Path, # a keypoint file or OpenPose folder
                     fmt: str | None = None, # keypoint format (None: detected)
@@ -35,7 +35,9 @@ def infer_keypoints(lm: LiftingModel, # the lifting model (`load_lifting_model`)
     pieces, rep = read_track(path, fmt, joints, image_size, track, max_gap, min_score, video=video, dst=lm.joints,
                              confidence='mean' if lm.origin == 'motionbert' else 'min', need_size=not crop)
     size = rep.image_size
-    poses = [lm(p.keypoints, p.confidence, size, flip_tta=flip_tta, fps=fps, progress=progress) for p in pieces]
+    raw = lm.codec.name == 'motionbert_pixel'   # MotionBERT's --pixel input: the detector's scores as they are (its crop clips them)
+    poses = [lm(p.keypoints, p.scores if raw and p.scores is not None else p.confidence, size, flip_tta=flip_tta, fps=fps, progress=progress)
+             for p in pieces]
     cat = lambda k: np.concatenate([getattr(p, k) for p in pieces])
     return dict(frames=cat('frames'), poses_3d=np.concatenate(poses), keypoints_2d=cat('keypoints'), confidence=cat('confidence'),
                 track_id=int(rep.track_id), joint_names=list(lm.skeleton.joints), pieces=len(pieces), image_size=size,

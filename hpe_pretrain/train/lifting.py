@@ -79,12 +79,13 @@ class LiftingModel:
         return (f"LiftingModel({self.name or '?'}, {self.kind}, {self.joints}, clip_len={self.clip_len}, {fps}, {self.codec.name}, "
                 f"flip={self.conv.flip}, root={self.conv.root_mode}, on {self.device}, from {self.source or 'a predict_fn'})")
 
-# %% ../../nbs/03d_train.lifting.ipynb #2ccd9f26
+# %% ../../nbs/03d_train.lifting.ipynb #17f33ef2
 def _window_fn(self: LiftingModel, flip_tta: bool | None = None, # flip averaging (None: the model's convention)
+               root_mode: str | None = None, # None: the model's convention (`apply_root`)
               ) -> Callable[[torch.Tensor], torch.Tensor]: # (B, T, J, 3) encoded windows -> (B, T, J, 3) output
     "What the model's pipeline does to one batch of windows: predict (flip-averaged), then its root convention."
     flip = self.conv.flip if flip_tta is None else flip_tta
-    perm, mode, root = self.skeleton.flip_perm, self.conv.root_mode, self.skeleton.root
+    perm, mode, root = self.skeleton.flip_perm, root_mode or self.conv.root_mode, self.skeleton.root
     def fn(x: torch.Tensor) -> torch.Tensor:
         y = flip_tta_fn(self.predict_fn, x, perm) if flip else self.predict_fn(x)
         return apply_root(y.float(), mode, root)
@@ -102,7 +103,7 @@ def _predict(self: LiftingModel, x: np.ndarray, # (N, J, 3) encoded input of one
                             tail=tail or self.conv.tail, progress=progress)
 LiftingModel.predict = _predict
 
-# %% ../../nbs/03d_train.lifting.ipynb #74a69f95
+# %% ../../nbs/03d_train.lifting.ipynb #5d84bd75
 def _check_inputs(self: LiftingModel, kp: np.ndarray, conf: np.ndarray | None, size) -> tuple:
     J = self.skeleton.n_joints
     kp = np.asarray(kp, np.float32)
@@ -112,7 +113,8 @@ def _check_inputs(self: LiftingModel, kp: np.ndarray, conf: np.ndarray | None, s
     if conf is not None:
         conf = np.asarray(conf, np.float32)
         if conf.shape != kp.shape[:2]: raise ValueError(f"confidence has shape {conf.shape}; expected {kp.shape[:2]}")
-        if not (np.isfinite(conf).all() and conf.min() >= 0 and conf.max() <= 1): raise ValueError("confidence: expected values in [0, 1] (normalise the detector's scores)")
+        hi = 2.0 if self.codec.name == 'motionbert_pixel' else 1.0    # MotionBERT's --pixel input keeps raw scores (AlphaPose's reach 1.07)
+        if not (np.isfinite(conf).all() and conf.min() >= 0 and conf.max() <= hi): raise ValueError(f"confidence: expected values in [0, {hi:g}] (normalise the detector's scores)")
     if size is None and self.codec.name == 'motionbert_crop': return kp, conf, None   # the box encoding needs no image size
     try: w, h = (float(v) for v in size)
     except (TypeError, ValueError): raise ValueError(f"image_size {size!r}; expected (W, H) in pixels (--image-size W H)") from None
@@ -201,7 +203,7 @@ def load_lifting_model(path: str | Path, # a run folder, a checkpoint in `<run>/
         return _export_model(p, device, trust_pickle)
     return _torch_model(p, device, motionbert_config, encoding)
 
-# %% ../../nbs/03d_train.lifting.ipynb #2a7c469c
+# %% ../../nbs/03d_train.lifting.ipynb #8ce31d41
 PROTOCOLS: Mapping[str, Mapping[str, Any]] = {
     'package': dict(tail='pad', flip_tta=False, skip_list=False),
     'motionbert': dict(tail='drop', flip_tta=True, skip_list=True)}
@@ -238,7 +240,10 @@ def evaluate_lifting(lm: LiftingModel, # a loaded model (`load_lifting_model`)
     with PoseCache(cache) as c: cache_joints = c.joints
     if lm.origin == 'motionbert':
         if cache_joints != 'h36m17': raise ValueError(f"{cache}: a {cache_joints} cache; MotionBERT's checkpoints are evaluated on H36M-17 caches")
-        input_fn, decode, fn = _mb_h36m_input, _mb_h36m_decode, lm.window_fn(pr['flip_tta'] if flip_tta is None else flip_tta)
+        # MotionBERT's `evaluate` zeroes the predicted root only with `rootrel`; otherwise it leaves the prediction as it
+        # is and makes it root-relative (the in-the-wild first-frame depth rule is `infer_wild.py`'s, not evaluate's)
+        mode = 'zero' if lm.conv.root_mode == 'zero' else 'relative'
+        input_fn, decode, fn = _mb_h36m_input, _mb_h36m_decode, lm.window_fn(pr['flip_tta'] if flip_tta is None else flip_tta, mode)
     else:
         input_fn, decode = None, None
         to_model, to_data = joint_adapter(cache_joints, lm.joints)
