@@ -125,12 +125,19 @@ def write_vp3d_npz_2d(path: str | Path,  # destination, e.g. 'data_2d_h36m_cpn_f
     pos = {s: {a: [np.asarray(v, np.float32) for v in vs] for a, vs in d.items()} for s, d in positions.items()}
     return _write_npz(path, positions_2d=pos, metadata=meta)
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #e4fa858e
+# %% ../../nbs/00d_data.h36m_files.ipynb #b126d5bb
 def _cameras(metadata: str | Path | Mapping | None, near: Path) -> Mapping[tuple[str, str], Camera]:
     "Cameras from a mapping, a metadata.xml path, or the metadata.xml found next to `near`."
     if isinstance(metadata, Mapping): return metadata
     if metadata is not None and Path(metadata).suffix == '.h5': return read_martinez_cameras(metadata)
     return read_h36m_metadata(find_h36m_metadata(near, metadata))
+
+def _source_ids(metadata: str | Path | Mapping | None, near: Path) -> dict[tuple[str, str], tuple[int, int]]:
+    "(subject, canonical action name) -> (action id, sub-action) from metadata.xml's <mapping>, where one is at hand; else {}."
+    if isinstance(metadata, Mapping) or (metadata is not None and Path(metadata).suffix == '.h5'): metadata = None
+    try: meta = find_h36m_metadata(near, metadata)
+    except (OSError, ValueError): return {}
+    return {(s, canonical_action(name)): (a, b) for (s, a, b), name in read_h36m_mapping(meta).items() if a != 1}
 
 def _pick_subjects(found: Sequence[str], subjects: Sequence[str] | None, path: Path, what: str) -> list[str]:
     "Requested subjects (all standard ones in the file when None); ValueError naming the file if one is missing."
@@ -147,7 +154,7 @@ def _check_shape(a, path: Path, field: str, tail: tuple[tuple[int, ...], ...]) -
         raise ValueError(f"{path}: {field} has shape {a.shape}; expected {exp}")
     return a
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #43bed0af
+# %% ../../nbs/00d_data.h36m_files.ipynb #d9164256
 def read_vp3d_npz(path_3d: str | Path,                     # VideoPose3D `data_3d_h36m.npz` (world metres)
                   path_2d: str | Path | None = None,       # `data_2d_h36m_<det>.npz`; None: 2D projected from the 3D
                   metadata: str | Path | Mapping | None = None, # metadata.xml or {(subject, cam id): Camera}; default: next to `path_3d`
@@ -160,6 +167,7 @@ def read_vp3d_npz(path_3d: str | Path,                     # VideoPose3D `data_3
     pos3 = read_npz_member(path_3d, 'positions_3d')
     if not isinstance(pos3, Mapping): raise ValueError(f"{path_3d}: positions_3d is {type(pos3).__name__}; expected {{subject: {{action: array}}}}")
     subs, cams = _pick_subjects(list(pos3), subjects, path_3d, 'positions_3d'), _cameras(metadata, path_3d)
+    ids = _source_ids(metadata, path_3d)
     pos2, layout = None, None
     if path_2d is not None:
         path_2d = Path(path_2d)
@@ -189,8 +197,10 @@ def read_vp3d_npz(path_3d: str | Path,                     # VideoPose3D `data_3
                     if x.shape[1] != (16 if layout.startswith('sh') else 17): raise ValueError(f"{path_2d}: {f2} has {x.shape[1]} joints; the file's layout {layout} has {16 if layout.startswith('sh') else 17}")
                     if layout.startswith('sh_'): (x, conf), src2 = sh16_to_h36m17(x, layout[3:]), 'h36m17'
                     else: src2 = layout
+                a_id, sub = ids.get((subj, canonical_action(act)), (0, 0))
                 yield make_h36m_sequence(subj, canonical_action(act), cam, cam.world_to_camera(world), x, src_3d=src,
-                                         src_2d=src2, joints=joints, source=f'{path_2d or path_3d}', confidence=conf)
+                                         src_2d=src2, joints=joints, source=f'{path_2d or path_3d}', confidence=conf,
+                                         action_id=a_id, subaction=sub)
 
 # %% ../../nbs/00d_data.h36m_files.ipynb #4c2ebc72
 _SOURCE_RE = re.compile(r's_(\d+)_act_(\d+)_subact_(\d+)_ca_(\d+)')
@@ -311,7 +321,7 @@ def write_martinez_cameras(path: str | Path,                          # destinat
                              k=cam.k[:, None], p=cam.p[:, None], Name=np.array([ord(ch) for ch in cid], np.uint16)).items(): g[k] = v
     return Path(path)
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #762f6170
+# %% ../../nbs/00d_data.h36m_files.ipynb #61a3909c
 def iter_martinez_h5(root: str | Path,                    # folder holding S1/MyPoses/3D_positions/*.h5 (or its parent)
                      metadata: str | Path | Mapping | None = None, # metadata.xml, cameras.h5 or {(subject, cam id): Camera}; default: found
                      subjects: Sequence[str] | None = None, # default: every standard subject present
@@ -327,16 +337,18 @@ def iter_martinez_h5(root: str | Path,                    # folder holding S1/My
     if metadata is None: metadata = next((p for p in (root / 'cameras.h5', root.parent / 'cameras.h5') if p.is_file()), None)
     subs, cams = _pick_subjects(found, subjects, root, 'the tree'), _cameras(metadata, root)
     if (bad := [f'{s}/{c}' for s in subs for c in cameras if (s, c) not in cams]): raise ValueError(f"no camera for {', '.join(bad)} in the metadata")
-    return _iter_martinez(root, subs, cams, joints, tuple(cameras))
+    return _iter_martinez(root, subs, cams, joints, tuple(cameras), _source_ids(None, root))
 
-def _iter_martinez(root, subs, cams, joints, cameras) -> Iterator[PoseSequence]:
+def _iter_martinez(root, subs, cams, joints, cameras, ids) -> Iterator[PoseSequence]:
     for subj in subs:
         for f in sorted((root / subj / 'MyPoses' / '3D_positions').glob('*.h5')):
             if f.stem.startswith('_ALL') or (subj, f.stem) in H36M_EXCLUDED: continue
             world = read_martinez_h5(f) / 1000
             for cid in cameras:
                 cam = cams[(subj, cid)]
-                yield make_h36m_sequence(subj, canonical_action(f.stem), cam, cam.world_to_camera(world), joints=joints, source=str(f))
+                a_id, sub = ids.get((subj, canonical_action(f.stem)), (0, 0))
+                yield make_h36m_sequence(subj, canonical_action(f.stem), cam, cam.world_to_camera(world), joints=joints, source=str(f),
+                                         action_id=a_id, subaction=sub)
 
 # %% ../../nbs/00d_data.h36m_files.ipynb #d2655930
 H36M_FORMATS: tuple[str, ...] = ('cdf', 'vp3d_npz', 'motionbert_pkl', 'martinez_h5')

@@ -91,7 +91,7 @@ def _triples(v, path, field: str, counts: dict) -> tuple:
         raise _err(path, field, f"expected {' or '.join(f'{3 * n} numbers ({n} × x, y, score)' for n in counts)}, got {len(a)}")
     a = a.reshape(-1, 3); n = get_skeleton(counts[len(a)]).n_joints; return a[:n, :2], a[:n, 2], counts[len(a)]
 
-# %% ../../nbs/00i_data.keypoint_files.ipynb #7ca53214
+# %% ../../nbs/00i_data.keypoint_files.ipynb #72e949bb
 def _confidence(s: np.ndarray, f: np.ndarray, path, rule: str) -> np.ndarray:
     "(N, J) float32 confidences in [0, 1] from third values `s` by `rule` ('flags' or 'scores'); ValueError on a bad value."
     if rule == 'flags':

@@ -28,7 +28,7 @@ def not_detected(keypoints: np.ndarray, # (..., J, 2) pixels as read
     with np.errstate(invalid='ignore'):
         return ~(s > 0) | ~np.isfinite(s) | ~np.isfinite(kp).all(-1) | (kp == 0).all(-1)
 
-# %% ../../nbs/00i_data.keypoint_tracks.ipynb #d7b2f8f5
+# %% ../../nbs/00i_data.keypoint_tracks.ipynb #33d9abeb
 _INT64 = 2 ** 63
 
 @dataclass(eq=False)
@@ -100,7 +100,7 @@ def fill_undetected(track: KeypointTrack, # a track whose undetected joints (con
     n = int((track.confidence == 0).sum())
     return replace(track, keypoints=_fill(track.frames, track.keypoints, track.confidence, track.joints, track.source or f'track {track.track_id}')), n
 
-# %% ../../nbs/00i_data.keypoint_tracks.ipynb #fbab6bb1
+# %% ../../nbs/00i_data.keypoint_tracks.ipynb #c850b89d
 def convert_keypoints(keypoints: np.ndarray, # (T, J_src, 2) px, undetected joints filled
                       confidence: np.ndarray, # (T, J_src) in [0, 1], 0 = not detected
                       src: str,               # joint set of the input
@@ -288,7 +288,7 @@ def pick_track(tracks: list[KeypointTrack], # tracks of one file
     if not cands: raise ValueError(f"{tracks[0].source}: no track {track_id}; track ids: {sorted({t.track_id for t in tracks})}")
     return max(cands, key=len)
 
-# %% ../../nbs/00i_data.keypoint_tracks.ipynb #72d85de0
+# %% ../../nbs/00i_data.keypoint_tracks.ipynb #c94caf57
 _MAX_FILLED = 1_000_000   # frames a track may grow to by filling, beyond 11 per detected frame (max_gap 10)
 
 def fill_gaps(track: KeypointTrack, # a track, possibly with missing frames

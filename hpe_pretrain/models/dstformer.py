@@ -16,7 +16,7 @@ from .layers import Block, PoseEmbedding, StreamFusion, Linear, PoseHead, init_w
 # %% auto #0
 __all__ = ['DSTformer', 'dstformer_n_params']
 
-# %% ../../nbs/02b_models.dstformer.ipynb #2275f7ce
+# %% ../../nbs/02b_models.dstformer.ipynb #65c8e0cf
 class DSTformer(nn.Module):
     "Dual-stream spatio-temporal transformer: `(B, T, J, in_ch)` -> `(B, T, J, out_ch)` or the representation."
     transfer_exclude = ('head.',)   # name prefixes a lifting model never takes from a pretrained checkpoint (fresh head)

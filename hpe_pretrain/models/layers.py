@@ -106,7 +106,7 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(o.reshape(B, T, J, C)))
     def extra_repr(self) -> str: return f"axis={self.axis!r}, num_heads={self.num_heads}, attn_drop={self.attn_drop}"
 
-# %% ../../nbs/02a_models.layers.ipynb #b39203d2
+# %% ../../nbs/02a_models.layers.ipynb #cc2c4839
 class Block(nn.Module):
     "Pre-norm transformer block: `x + DropPath(Attention(LN(x)))`, then `x + DropPath(MLP(LN(x)))`."
     def __init__(self, dim: int,              # channels C

@@ -15,7 +15,7 @@ from .lifting import LiftingModel, load_lifting_model
 # %% auto #0
 __all__ = ['infer_keypoints', 'write_inference', 'infer_command']
 
-# %% ../../nbs/03h_train.infer.ipynb #e34862f9
+# %% ../../nbs/03h_train.infer.ipynb #22970375
 def infer_keypoints(lm: LiftingModel, # the lifting model (`load_lifting_model`)
                     path: str | Path, # a keypoint file or OpenPose folder
                     fmt: str | None = None, # keypoint format (None: detected)

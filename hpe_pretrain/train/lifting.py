@@ -79,7 +79,7 @@ class LiftingModel:
         return (f"LiftingModel({self.name or '?'}, {self.kind}, {self.joints}, clip_len={self.clip_len}, {fps}, {self.codec.name}, "
                 f"flip={self.conv.flip}, root={self.conv.root_mode}, on {self.device}, from {self.source or 'a predict_fn'})")
 
-# %% ../../nbs/03d_train.lifting.ipynb #17f33ef2
+# %% ../../nbs/03d_train.lifting.ipynb #f254e429
 def _window_fn(self: LiftingModel, flip_tta: bool | None = None, # flip averaging (None: the model's convention)
                root_mode: str | None = None, # None: the model's convention (`apply_root`)
               ) -> Callable[[torch.Tensor], torch.Tensor]: # (B, T, J, 3) encoded windows -> (B, T, J, 3) output
@@ -103,7 +103,7 @@ def _predict(self: LiftingModel, x: np.ndarray, # (N, J, 3) encoded input of one
                             tail=tail or self.conv.tail, progress=progress)
 LiftingModel.predict = _predict
 
-# %% ../../nbs/03d_train.lifting.ipynb #5d84bd75
+# %% ../../nbs/03d_train.lifting.ipynb #ea5f540f
 def _check_inputs(self: LiftingModel, kp: np.ndarray, conf: np.ndarray | None, size) -> tuple:
     J = self.skeleton.n_joints
     kp = np.asarray(kp, np.float32)
@@ -203,7 +203,7 @@ def load_lifting_model(path: str | Path, # a run folder, a checkpoint in `<run>/
         return _export_model(p, device, trust_pickle)
     return _torch_model(p, device, motionbert_config, encoding)
 
-# %% ../../nbs/03d_train.lifting.ipynb #8ce31d41
+# %% ../../nbs/03d_train.lifting.ipynb #682bbe1c
 PROTOCOLS: Mapping[str, Mapping[str, Any]] = {
     'package': dict(tail='pad', flip_tta=False, skip_list=False),
     'motionbert': dict(tail='drop', flip_tta=True, skip_list=True)}
