@@ -36,7 +36,7 @@ def n_mpjpe(pred: torch.Tensor,   # (..., J, C) prediction
     s = (pred * target).sum((-1, -2), keepdim=True) / (pred * pred).sum((-1, -2), keepdim=True).clamp_min(1e-12)
     return mpjpe(s * pred, target)
 
-# %% ../../nbs/02d_models.losses.ipynb #22173e5c
+# %% ../../nbs/02d_models.losses.ipynb #71438b94
 def velocity_loss(pred: torch.Tensor,   # (..., T, J, C)
                   target: torch.Tensor, # (..., T, J, C)
                  ) -> torch.Tensor:     # scalar; 0 if T < 2
@@ -98,7 +98,7 @@ def masked_position_loss(pred: torch.Tensor,    # (B, T, J, C)
     m = (mask[..., None] if mask.shape == pred.shape[:-2] else mask).expand(pred.shape[:-1]).to(pred.dtype)
     return ((pred - target).norm(dim=-1) * m).sum() / m.sum().clamp_min(1.)
 
-# %% ../../nbs/02d_models.losses.ipynb #de41f008
+# %% ../../nbs/02d_models.losses.ipynb #bbbf98ac
 def _need(v, what: str, term: str):
     if v is None: raise ValueError(f"CombinedLoss: term {term!r} needs `{what}`, which was not given")
     return v

@@ -100,7 +100,7 @@ def forward(self: STMO, x: torch.Tensor,      # (B, T, J, in_ch), T <= maxlen
     rep = self.pre_logits(self.to_joints(f).view(B, T, J, self.dim_joint))
     return rep if return_rep else self.head(rep)
 
-# %% ../../nbs/02c_models.stmo.ipynb #acc5c5aa
+# %% ../../nbs/02c_models.stmo.ipynb #a270971c
 @torch.compiler.disable   # data-dependent checks: one clean graph break under torch.compile
 def _visible_count(mask_frames: torch.Tensor, # (B, T) bool, True = masked
                    T: int) -> int:             # expected T

@@ -196,7 +196,7 @@ def _apply_overrides(cfg:DictConfig, pairs:Sequence[tuple[str, str]]) -> None:
             m = _check_tree({'model': OmegaConf.to_container(cfg.model)}, Config, '', src)['model']
             cfg.model = OmegaConf.merge(OmegaConf.structured(_model_schema(m)), m)
 
-# %% ../../nbs/03c_train.config.ipynb #0832eec9
+# %% ../../nbs/03c_train.config.ipynb #43aba3e1
 _NONNEG, _POS = (0, None), (1, None)
 _RANGES = {  # dotted key -> (min, max) inclusive (None: unbounded), or a tuple of allowed values
     'train.bs': _POS, 'pretrain.epochs': _POS, 'finetune.epochs': _POS, 'scratch.epochs': _POS,
@@ -297,7 +297,7 @@ def list_experiments() -> list[str]:
     "Names of the shipped experiments (configs/experiments/*.yaml)."
     return sorted(p.stem for p in (config_dir()/'experiments').glob('*.yaml'))
 
-# %% ../../nbs/03c_train.config.ipynb #740d8c94
+# %% ../../nbs/03c_train.config.ipynb #f3b4ef6d
 def save_config(cfg:DictConfig, # a composed config
                 path:str|Path, # destination .yaml
                ) -> Path:
@@ -358,7 +358,7 @@ def describe_config(cfg:DictConfig, # a composed config (`load_config`, `load_sa
     w = [max(len(r[i]) for r in rows) for i in range(2)] + [min(24, max(len(r[2]) for r in rows))]
     return '\n'.join(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip() for r in rows)
 
-# %% ../../nbs/03c_train.config.ipynb #85989577
+# %% ../../nbs/03c_train.config.ipynb #8d1cb20c
 RESUMABLE = ('pretrain.epochs', 'finetune.epochs', 'scratch.epochs', 'stages', 'run.resume', 'run.device', 'run.num_threads',
              'run.malloc_tuning', 'data.in_memory', 'train.tensorboard', 'train.compile', 'train.early_stopping_patience',
              'train.early_stopping_min_delta', 'train.checkpoint_activations', 'train.optimizer',
