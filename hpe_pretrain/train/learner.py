@@ -185,7 +185,7 @@ def checkpoint_needed(per_clip:int, # activation bytes of one clip (`activation_
     "Whether a training step of `bs` clips would not fit: activations + 16 B per parameter (weights, gradients, AdamW) > margin × free."
     return bs * per_clip + 16 * n_params > margin * free
 
-# %% ../../nbs/03e_train.learner.ipynb #9ec8e63c
+# %% ../../nbs/03e_train.learner.ipynb #1806bed0
 def pose_learner(dls:DataLoaders, # DataLoaders whose last batch transform is `ToXY`
                  model:nn.Module, # a pose model
                  task:str='lift', # 'lift' (2D→3D) or 'mpm' (masked 2D→2D)
@@ -204,7 +204,9 @@ def pose_learner(dls:DataLoaders, # DataLoaders whose last batch transform is `T
     elif task == 'mpm': module, loss, metrics = MPMTask(model, _n_masked(dls)), MPMLoss(), mpm_metrics()
     else: raise ValueError(f"task={task!r}; expected 'lift' or 'mpm'")
     if optimizer not in OPTIMIZERS: raise ValueError(f"train.optimizer={optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
-    opt = dict(opt_func=adamw(getattr(dls, 'device', None) or 'cpu'), splitter=decay_groups) if optimizer == 'adamw' else {}
+    dev = getattr(dls, 'device', None)
+    if dev is not None: module.to(dev)   # now, not when the fit starts: a resumed optimizer state goes where the parameters are
+    opt = dict(opt_func=adamw(dev or 'cpu'), splitter=decay_groups) if optimizer == 'adamw' else {}
     tp = ThroughputCallback()
     extra = [EpochSeedCallback(seed), NaNGuardCallback(), tp] + ([GradientClip(clip_grad)] if clip_grad else [])
     return PoseLearner(dls, module, loss_func=loss, metrics=metrics + [tp.metric()], wd=wd, path=Path(path),

@@ -99,7 +99,7 @@ def stage_transforms(cfg:DictConfig, # the composed config
 def _noise_std(skel, scale:float) -> tuple:
     return tuple(float(v) * scale for v in detector_noise_std(skel))
 
-# %% ../../nbs/03f_train.pipeline.ipynb #5cc3c938
+# %% ../../nbs/03f_train.pipeline.ipynb #a511a7e4
 def _no_cuda(what:str, device:str) -> str:
     "Why `device` cannot be used here, in one line."
     v = f"torch {torch.__version__}"
@@ -167,7 +167,6 @@ def run_stage(cfg:DictConfig, # the composed config
     report = None
     if init_from is not None:  # finetuning: the encoder (an architecture lists what MPM leaves at init); pretraining: everything
         report = load_init(model, init_from, cfg.data.joints, exclude=() if stage == 'pretrain' else None, verbose=rank == 0)
-    model.to(dev)   # before the optimizer exists and a checkpoint is loaded: its state goes where the parameters are
     skel = get_skeleton(cfg.data.joints)
     monitor = 'mpjpe_mm' if task == 'lift' else 'mpm_px'
     ck = CheckpointCallback(run.models, fname=stage, monitor=monitor)
