@@ -185,7 +185,7 @@ def checkpoint_needed(per_clip:int, # activation bytes of one clip (`activation_
     "Whether a training step of `bs` clips would not fit: activations + 16 B per parameter (weights, gradients, AdamW) > margin × free."
     return bs * per_clip + 16 * n_params > margin * free
 
-# %% ../../nbs/03e_train.learner.ipynb #1806bed0
+# %% ../../nbs/03e_train.learner.ipynb #63f6f5aa
 def pose_learner(dls:DataLoaders, # DataLoaders whose last batch transform is `ToXY`
                  model:nn.Module, # a pose model
                  task:str='lift', # 'lift' (2D→3D) or 'mpm' (masked 2D→2D)

@@ -99,7 +99,7 @@ def stage_transforms(cfg:DictConfig, # the composed config
 def _noise_std(skel, scale:float) -> tuple:
     return tuple(float(v) * scale for v in detector_noise_std(skel))
 
-# %% ../../nbs/03f_train.pipeline.ipynb #a511a7e4
+# %% ../../nbs/03f_train.pipeline.ipynb #89293ebb
 def _no_cuda(what:str, device:str) -> str:
     "Why `device` cannot be used here, in one line."
     v = f"torch {torch.__version__}"
