@@ -49,7 +49,7 @@ def test_bad_group_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"config.yaml: Bad value for train.bs: 'lots' \(expected int, like 64\)"):
         load_config(base=tmp_path/'config.yaml')
     (tmp_path/'config.yaml').write_text((config_dir()/'config.yaml').read_text().replace('  bs: 64', '  bs: 64\n  bsz: 1'))
-    with pytest.raises(ConfigError, match="Unknown config key 'train.bsz'.*Valid keys under train: bs, clip_grad"):
+    with pytest.raises(ConfigError, match="Unknown config key 'train.bsz'.*Valid keys under train: bs, checkpoint_activations, clip_grad"):
         load_config(base=tmp_path/'config.yaml')
 
 def test_saved_config_round_trip(tmp_path):

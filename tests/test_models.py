@@ -50,3 +50,20 @@ def test_unknown_names():
     with pytest.raises(ValueError, match='valid models'): create_model('nope')
     with pytest.raises(ValueError, match='valid keys'): create_model('stmo-tiny', widht=3)
     with pytest.raises(ValueError, match='valid terms'): CombinedLoss({'mpjpe': 1, 'l1': 1})
+
+
+def test_mixed_precision_forward_and_backward():
+    "Both tasks of both architectures under bf16 autocast (a GPU's default precision): finite losses and fp32 gradients."
+    from hpe_pretrain.models.layers import Attention
+    x, mask = torch.randn(2, 9, 17, 3), torch.zeros(2, 9, dtype=torch.bool)
+    mask[:, ::2] = True
+    for name in ('stmo-tiny', 'dstformer-tiny'):
+        torch.manual_seed(0); m = create_model(name)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = m.forward_mpm(x, mask, n_visible=4) if name.startswith('stmo') else m(x)
+            loss = out.float().square().mean() + m(x).float().abs().mean()
+        loss.backward()
+        assert torch.isfinite(loss) and all(p.grad is None or p.grad.dtype == torch.float32 for p in m.parameters())
+    att = Attention(16, 4, 'joints'); xa = torch.randn(3, 7, 5, 16)
+    full = att(xa); att.max_batch = 4                       # 21 joint sequences in chunks of 4: the same numbers
+    assert torch.equal(att(xa), full)

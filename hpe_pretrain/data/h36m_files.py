@@ -125,7 +125,7 @@ def write_vp3d_npz_2d(path: str | Path,  # destination, e.g. 'data_2d_h36m_cpn_f
     pos = {s: {a: [np.asarray(v, np.float32) for v in vs] for a, vs in d.items()} for s, d in positions.items()}
     return _write_npz(path, positions_2d=pos, metadata=meta)
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #b126d5bb
+# %% ../../nbs/00d_data.h36m_files.ipynb #562bfd7e
 def _cameras(metadata: str | Path | Mapping | None, near: Path) -> Mapping[tuple[str, str], Camera]:
     "Cameras from a mapping, a metadata.xml path, or the metadata.xml found next to `near`."
     if isinstance(metadata, Mapping): return metadata
@@ -154,7 +154,7 @@ def _check_shape(a, path: Path, field: str, tail: tuple[tuple[int, ...], ...]) -
         raise ValueError(f"{path}: {field} has shape {a.shape}; expected {exp}")
     return a
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #d9164256
+# %% ../../nbs/00d_data.h36m_files.ipynb #99e7899a
 def read_vp3d_npz(path_3d: str | Path,                     # VideoPose3D `data_3d_h36m.npz` (world metres)
                   path_2d: str | Path | None = None,       # `data_2d_h36m_<det>.npz`; None: 2D projected from the 3D
                   metadata: str | Path | Mapping | None = None, # metadata.xml or {(subject, cam id): Camera}; default: next to `path_3d`
@@ -321,7 +321,7 @@ def write_martinez_cameras(path: str | Path,                          # destinat
                              k=cam.k[:, None], p=cam.p[:, None], Name=np.array([ord(ch) for ch in cid], np.uint16)).items(): g[k] = v
     return Path(path)
 
-# %% ../../nbs/00d_data.h36m_files.ipynb #61a3909c
+# %% ../../nbs/00d_data.h36m_files.ipynb #ded54f71
 def iter_martinez_h5(root: str | Path,                    # folder holding S1/MyPoses/3D_positions/*.h5 (or its parent)
                      metadata: str | Path | Mapping | None = None, # metadata.xml, cameras.h5 or {(subject, cam id): Camera}; default: found
                      subjects: Sequence[str] | None = None, # default: every standard subject present

@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['LOSS_TERMS', 'mpjpe', 'n_mpjpe', 'velocity_loss', 'bone_lengths', 'bone_length_loss', 'bone_consistency_loss',
-           'weighted_2d_loss', 'masked_position_loss', 'CombinedLoss']
+__all__ = ['LOSS_TERMS', 'mpjpe', 'n_mpjpe', 'velocity_loss', 'bone_index', 'bone_lengths', 'bone_length_loss',
+           'bone_consistency_loss', 'weighted_2d_loss', 'masked_position_loss', 'CombinedLoss']
 
 # %% ../../nbs/02d_models.losses.ipynb #545b12a4
 def _check_same(pred: torch.Tensor, target: torch.Tensor, name: str):
@@ -36,7 +36,7 @@ def n_mpjpe(pred: torch.Tensor,   # (..., J, C) prediction
     s = (pred * target).sum((-1, -2), keepdim=True) / (pred * pred).sum((-1, -2), keepdim=True).clamp_min(1e-12)
     return mpjpe(s * pred, target)
 
-# %% ../../nbs/02d_models.losses.ipynb #a615d96a
+# %% ../../nbs/02d_models.losses.ipynb #71438b94
 def velocity_loss(pred: torch.Tensor,   # (..., T, J, C)
                   target: torch.Tensor, # (..., T, J, C)
                  ) -> torch.Tensor:     # scalar; 0 if T < 2
@@ -45,24 +45,31 @@ def velocity_loss(pred: torch.Tensor,   # (..., T, J, C)
     if pred.shape[-3] < 2: return pred.sum() * 0.
     return mpjpe(pred.diff(dim=-3), target.diff(dim=-3))
 
+def bone_index(bones: Sequence[tuple[int, int]] | torch.Tensor, # (child, parent) pairs, or their (2, n_bones) index
+               device: torch.device | str | None = None, # where the index is needed
+              ) -> torch.Tensor:                          # (2, n_bones) int64: child row, parent row
+    "The bones as a `(2, n_bones)` index tensor on `device` (a tensor given is moved, not rebuilt)."
+    if isinstance(bones, torch.Tensor): return bones.to(device)
+    if len(bones) == 0: raise ValueError("bone_lengths: bones is empty; pass (child, parent) pairs, e.g. Skeleton.bones")
+    return torch.tensor(bones, dtype=torch.long, device=device).T.contiguous()
+
 def bone_lengths(x: torch.Tensor,                   # (..., J, C)
-                 bones: Sequence[tuple[int, int]],  # (child, parent) pairs
+                 bones: Sequence[tuple[int, int]] | torch.Tensor,  # (child, parent) pairs, or `bone_index(pairs)`
                 ) -> torch.Tensor:                  # (..., n_bones)
     "Length of each bone."
-    if len(bones) == 0: raise ValueError("bone_lengths: bones is empty; pass (child, parent) pairs, e.g. Skeleton.bones")
-    child, parent = torch.tensor(bones, device=x.device).T
+    child, parent = bone_index(bones, x.device)
     return (x[..., child, :] - x[..., parent, :]).norm(dim=-1)
 
 def bone_length_loss(pred: torch.Tensor,                  # (..., J, C)
                      target: torch.Tensor,                # (..., J, C)
-                     bones: Sequence[tuple[int, int]],    # (child, parent) pairs
+                     bones: Sequence[tuple[int, int]] | torch.Tensor, # (child, parent) pairs, or `bone_index(pairs)`
                     ) -> torch.Tensor:                    # scalar
     "Mean absolute difference between predicted and true bone lengths."
     _check_same(pred, target, 'bone_length_loss')
     return (bone_lengths(pred, bones) - bone_lengths(target, bones)).abs().mean()
 
 def bone_consistency_loss(pred: torch.Tensor,               # (..., T, J, C)
-                          bones: Sequence[tuple[int, int]], # (child, parent) pairs
+                          bones: Sequence[tuple[int, int]] | torch.Tensor, # (child, parent) pairs, or `bone_index(pairs)`
                          ) -> torch.Tensor:                 # scalar (units²)
     "Mean over bones of the variance of each bone's length over the frames of a clip."
     return bone_lengths(pred, bones).var(dim=-2, unbiased=False).mean()
@@ -91,7 +98,7 @@ def masked_position_loss(pred: torch.Tensor,    # (B, T, J, C)
     m = (mask[..., None] if mask.shape == pred.shape[:-2] else mask).expand(pred.shape[:-1]).to(pred.dtype)
     return ((pred - target).norm(dim=-1) * m).sum() / m.sum().clamp_min(1.)
 
-# %% ../../nbs/02d_models.losses.ipynb #64a13368
+# %% ../../nbs/02d_models.losses.ipynb #bbbf98ac
 def _need(v, what: str, term: str):
     if v is None: raise ValueError(f"CombinedLoss: term {term!r} needs `{what}`, which was not given")
     return v
@@ -118,17 +125,24 @@ class CombinedLoss(nn.Module):
         self.bones = tuple(map(tuple, bones)) if bones is not None else None
         if self.bones is None and {'bone_length', 'bone_consistency'} & set(self.weights):
             raise ValueError("CombinedLoss: the bone terms need `bones` ((child, parent) pairs, e.g. Skeleton.bones)")
-        self.last: dict[str, float] = {}
+        self.last: dict[str, torch.Tensor] = {}
+        self._bone_idx: dict[str, torch.Tensor] = {}
+
+    def _bones_on(self, device: torch.device) -> torch.Tensor | None:
+        "The bones' (2, n_bones) index on `device` (built on first use)."
+        if self.bones is None: return None
+        if str(device) not in self._bone_idx: self._bone_idx[str(device)] = bone_index(self.bones, device)
+        return self._bone_idx[str(device)]
 
     def forward(self, pred: torch.Tensor,                # (B, T, J, C) prediction
                 target: torch.Tensor,                    # (B, T, J, C) truth
                 conf: torch.Tensor | None = None,        # (B, T, J) confidence for 'weighted_2d' (None: ones)
                 mask: torch.Tensor | None = None,        # (B, T) or (B, T, J) bool for 'masked'
                ) -> torch.Tensor:                        # scalar weighted sum
-        total, self.last = 0., {}
+        total, self.last, bones = 0., {}, self._bones_on(pred.device)
         for name, w in self.weights.items():
-            v = LOSS_TERMS[name](pred, target, conf, mask, self.bones)
-            self.last[name] = v.item()
+            v = LOSS_TERMS[name](pred, target, conf, mask, bones)
+            self.last[name] = v.detach()
             total = total + w * v
         return total
     def extra_repr(self) -> str: return ', '.join(f"{k}={v:g}" for k, v in self.weights.items())

@@ -100,31 +100,42 @@ def forward(self: STMO, x: torch.Tensor,      # (B, T, J, in_ch), T <= maxlen
     rep = self.pre_logits(self.to_joints(f).view(B, T, J, self.dim_joint))
     return rep if return_rep else self.head(rep)
 
-# %% ../../nbs/02c_models.stmo.ipynb #b27af958
+# %% ../../nbs/02c_models.stmo.ipynb #a270971c
 @torch.compiler.disable   # data-dependent checks: one clean graph break under torch.compile
-def _visible_frames(mask_frames: torch.Tensor, # (B, T) bool, True = masked
-                    T: int) -> torch.Tensor:   # expected T
-    "Indices `(B, T_vis)` of the visible frames, in clip order; ValueError unless every sample keeps the same count."
-    if mask_frames.dtype != torch.bool or mask_frames.dim() != 2 or mask_frames.shape[1] != T:
-        raise ValueError(f"mask_frames: expected a bool tensor (B, {T}), got {mask_frames.dtype} {tuple(mask_frames.shape)}")
+def _visible_count(mask_frames: torch.Tensor, # (B, T) bool, True = masked
+                   T: int) -> int:             # expected T
+    "Visible frames per sample (reads the mask on the host); ValueError unless every sample keeps the same count."
     n_vis = (~mask_frames).sum(1)
     if (n_vis != n_vis[0]).any() or n_vis[0] == 0:
         raise ValueError(f"mask_frames: every sample must keep the same number (>= 1) of visible frames, "
                          f"got visible counts {n_vis.tolist()}")
-    return torch.argsort(mask_frames.to(torch.uint8), dim=1, stable=True)[:, :int(n_vis[0])]
+    return int(n_vis[0])
+
+def _visible_frames(mask_frames: torch.Tensor,     # (B, T) bool, True = masked
+                    T: int,                        # expected T
+                    n_visible: int | None = None,  # visible frames per sample, when the caller knows it
+                   ) -> torch.Tensor:              # (B, T_vis) int64
+    "Indices of the visible frames, in clip order; ValueError unless every sample keeps the same count."
+    if mask_frames.dtype != torch.bool or mask_frames.dim() != 2 or mask_frames.shape[1] != T:
+        raise ValueError(f"mask_frames: expected a bool tensor (B, {T}), got {mask_frames.dtype} {tuple(mask_frames.shape)}")
+    if n_visible is None: n_visible = _visible_count(mask_frames, T)
+    elif not torch.compiler.is_compiling():  # checked on the device, without waiting for it (at once on the CPU)
+        torch._assert_async(((~mask_frames).sum(1) == n_visible).all(), f"mask_frames: a sample does not keep n_visible={n_visible} visible frames")
+    return torch.argsort(mask_frames.to(torch.uint8), dim=1, stable=True)[:, :n_visible]
 
 @patch
 def forward_mpm(self: STMO, x: torch.Tensor,   # (B, T, J, in_ch) corrupted 2D input, T <= maxlen
                  mask_frames: torch.Tensor,     # (B, T) bool, True = masked; same visible count per sample
+                 n_visible: int | None = None,  # visible frames per sample if known (no read of the mask on the host)
                 ) -> torch.Tensor:              # (B, T, J, 2) reconstructed screen-normalised x, y of every frame
     "Masked pose modelling: encode the visible frames only, decode all frames (mask tokens at masked ones) to 2D."
     if self.decoder is None: raise ValueError("forward_mpm: this STMO was built with dec_depth=0 and has no decoder")
     check_pose_input(x, self.in_ch, self.num_joints, self.maxlen)
     B, T, J, C = x.shape
-    vis = _visible_frames(mask_frames.to(x.device), T)                         # (B, T_vis)
+    vis = _visible_frames(mask_frames.to(x.device), T, n_visible)              # (B, T_vis)
     xv = x.gather(1, vis[:, :, None, None].expand(-1, -1, J, C))               # (B, T_vis, J, C)
-    enc = self.dec_embed(self.encode(xv, vis))                                  # (B, T_vis, 1, dec_dim)
-    tokens = self.mask_token.expand(B, T, 1, self.dec_dim).scatter(1, vis[:, :, None, None].expand_as(enc), enc)
+    enc = self.dec_embed(self.encode(xv, vis))                                  # (B, T_vis, 1, dec_dim); bf16 under autocast
+    tokens = self.mask_token.to(enc.dtype).expand(B, T, 1, self.dec_dim).scatter(1, vis[:, :, None, None].expand_as(enc), enc)
     out = self.dec_head(self.dec_norm(self.decoder(tokens + self.dec_frame_embed[:, :T])))  # (B, T, 1, J*2)
     return out.view(B, T, J, 2)
 

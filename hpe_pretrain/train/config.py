@@ -196,7 +196,7 @@ def _apply_overrides(cfg:DictConfig, pairs:Sequence[tuple[str, str]]) -> None:
             m = _check_tree({'model': OmegaConf.to_container(cfg.model)}, Config, '', src)['model']
             cfg.model = OmegaConf.merge(OmegaConf.structured(_model_schema(m)), m)
 
-# %% ../../nbs/03c_train.config.ipynb #d9be9944
+# %% ../../nbs/03c_train.config.ipynb #43aba3e1
 _NONNEG, _POS = (0, None), (1, None)
 _RANGES = {  # dotted key -> (min, max) inclusive (None: unbounded), or a tuple of allowed values
     'train.bs': _POS, 'pretrain.epochs': _POS, 'finetune.epochs': _POS, 'scratch.epochs': _POS,
@@ -205,7 +205,7 @@ _RANGES = {  # dotted key -> (min, max) inclusive (None: unbounded), or a tuple 
     'train.early_stopping_patience': _NONNEG, 'finetune.fraction': (1e-9, 1), 'scratch.fraction': (1e-9, 1),
     'train.pct_start': (0, 1), 'train.exp_gamma': (1e-9, 1), 'augment.rotate_deg': (0, 180), 'augment.scale': (0, 0.99),
     'augment.jitter_px': _NONNEG, 'eval.pck_joints': (14, 17), 'eval.aggregation': ('action-wise', 'frame-wise'),
-    'train.schedule': ('one_cycle', 'cosine', 'exp'), 'train.precision': ('auto', 'fp32', 'bf16', 'fp16'),
+    'train.schedule': ('one_cycle', 'cosine', 'exp'), 'train.precision': ('auto', 'fp32', 'bf16', 'fp16'), 'train.optimizer': ('adamw', 'fastai'),
     'pretrain.objective': ('mpm', 'motionbert'), 'data.image_size': ('standard', 'metadata'), 'run.device': None}
 
 def check_config(cfg:DictConfig, # a composed config
@@ -297,7 +297,7 @@ def list_experiments() -> list[str]:
     "Names of the shipped experiments (configs/experiments/*.yaml)."
     return sorted(p.stem for p in (config_dir()/'experiments').glob('*.yaml'))
 
-# %% ../../nbs/03c_train.config.ipynb #1636189d
+# %% ../../nbs/03c_train.config.ipynb #f3b4ef6d
 def save_config(cfg:DictConfig, # a composed config
                 path:str|Path, # destination .yaml
                ) -> Path:
@@ -311,6 +311,7 @@ def load_saved_config(path:str|Path, # a config.yaml written by `save_config`
     cfg = _load_yaml(Path(path))
     for g in GROUPS:
         if not isinstance(cfg.get(g), DictConfig): raise ConfigError(f"{path}: field {g!r} should be a composed mapping")
+    if 'optimizer' not in cfg.train: cfg.train.optimizer = 'fastai'   # saved before the key existed: fastai's Adam
     cfg = _typed(cfg, str(path))
     _apply_overrides(cfg, [_split_override(o) for o in overrides])
     return check_config(cfg)
@@ -357,10 +358,11 @@ def describe_config(cfg:DictConfig, # a composed config (`load_config`, `load_sa
     w = [max(len(r[i]) for r in rows) for i in range(2)] + [min(24, max(len(r[2]) for r in rows))]
     return '\n'.join(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip() for r in rows)
 
-# %% ../../nbs/03c_train.config.ipynb #eedc3508
+# %% ../../nbs/03c_train.config.ipynb #8d1cb20c
 RESUMABLE = ('pretrain.epochs', 'finetune.epochs', 'scratch.epochs', 'stages', 'run.resume', 'run.device', 'run.num_threads',
              'run.malloc_tuning', 'data.in_memory', 'train.tensorboard', 'train.compile', 'train.early_stopping_patience',
-             'train.early_stopping_min_delta', 'eval.')   # keys a resumed run may change ('eval.': the whole group)
+             'train.early_stopping_min_delta', 'train.checkpoint_activations', 'train.optimizer',
+             'eval.')   # keys a resumed run may change ('eval.': the whole group; an optimizer unlike the checkpoint's is refused at load)
 _LOCATION = ('run.out_dir', 'run.name')
 
 def _flat(cfg:DictConfig) -> dict:

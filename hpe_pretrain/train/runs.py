@@ -23,24 +23,28 @@ from .config import load_saved_config
 # %% auto #0
 __all__ = ['MOTIONBERT_CONFIGS', 'resolve_device', 'motionbert_variant', 'Weights', 'read_weights', 'load_weights', 'init_from']
 
-# %% ../../nbs/03c_train.runs.ipynb #ce66d663
-def resolve_device(device: str | torch.device | None = None, # 'auto' (None), 'cpu', 'cuda', 'cuda:N'
-                   what: str = 'device', # the option that named it, for messages (e.g. 'run.device', '--device')
+# %% ../../nbs/03c_train.runs.ipynb #9bfe73db
+def _no_cuda(what:str, device:str) -> str:
+    "Why `device` cannot be used here, in one line."
+    v = f"torch {torch.__version__}"
+    if torch.version.cuda is None: return f"{what}={device}: this torch build has no CUDA ({v}); use {what}=cpu or auto"
+    return (f"{what}={device}: no CUDA device is visible ({v}, CUDA {torch.version.cuda}; check the driver and "
+            f"CUDA_VISIBLE_DEVICES); use {what}=cpu or auto")
+
+def resolve_device(device:str|torch.device|None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:N'
+                   what:str='run.device', # the setting's name, for messages
                   ) -> torch.device:
-    "A device this machine has: 'auto' is CUDA when available, else the CPU; ValueError in one line otherwise."
-    name = 'auto' if device is None else str(device)
-    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try: d = torch.device(name)
-    except (RuntimeError, TypeError): d = None
-    if d is None or d.type not in ('cpu', 'cuda'):
-        raise ValueError(f"{what}={name!r}: expected auto, cpu, cuda or cuda:N")
-    if d.type == 'cuda':
-        if not torch.cuda.is_available():
-            build = f"torch {torch.__version__}" + ('' if torch.version.cuda else ', a build without CUDA')
-            raise ValueError(f"{what}={name}: no CUDA device is available here ({build}); use {what}=cpu or auto")
-        if d.index is not None and d.index >= torch.cuda.device_count():
-            raise ValueError(f"{what}={name}: this machine has {torch.cuda.device_count()} CUDA device(s) (cuda:0..)")
-    return d
+    "The device `device` names, checked: auto = CUDA when available, else CPU; one-line ValueError if unusable here."
+    d = 'auto' if device is None else str(device)
+    if d == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if d == 'cpu': return torch.device('cpu')
+    if d == 'cuda' or d.startswith('cuda:') and d[5:].isdigit():
+        if not torch.cuda.is_available(): raise ValueError(_no_cuda(what, d))
+        n = torch.cuda.device_count()
+        if d != 'cuda' and int(d[5:]) >= n:
+            raise ValueError(f"{what}={d}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+        return torch.device(d)
+    raise ValueError(f"{what}={d}: expected auto, cpu, cuda or cuda:N (N a GPU index)")
 
 # %% ../../nbs/03c_train.runs.ipynb #99ff7027
 MOTIONBERT_CONFIGS: Mapping[str, Mapping[str, Any]] = MappingProxyType({k: MappingProxyType(v) for k, v in {

@@ -59,7 +59,7 @@ class LiftStageConfig:
     fraction: float = 1.0               # fraction of labelled training clips (label-efficiency experiments)
     init_from: Optional[str] = None     # finetune: the encoder from another run (its folder or a checkpoint) instead of this run's pretraining
 
-# %% ../../nbs/03b_train.schema.ipynb #d6728db3
+# %% ../../nbs/03b_train.schema.ipynb #480a6480
 @dataclass
 class TrainConfig:
     "Optimisation, shared by every stage."
@@ -70,7 +70,9 @@ class TrainConfig:
     pct_start: float = 0.25             # one_cycle: fraction of the steps spent warming up
     clip_grad: Optional[float] = 1.0    # max gradient norm (null: off)
     precision: str = 'auto'             # auto (bf16 on CUDA if supported, else fp32) | fp32 | bf16 | fp16
-    compile: bool = False               # torch.compile the model
+    compile: bool = False               # torch.compile the model (what each stage calls: masked pose modelling compiles forward_mpm)
+    optimizer: str = 'adamw'            # adamw (torch's, fused on CUDA; fastai Adam's defaults) | fastai (fastai's Adam: runs saved before this key)
+    checkpoint_activations: Optional[bool] = None  # recompute each block in the backward pass (far less memory, ~1/3 more compute); null: on a GPU when the batch would not fit
     early_stopping_patience: int = 0    # epochs without improvement before stopping (0: off)
     early_stopping_min_delta: float = 0.0  # smallest change of the monitored value that counts as improvement
     tensorboard: bool = True            # write TensorBoard logs under <run>/logs/tb
