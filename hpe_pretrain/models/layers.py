@@ -74,7 +74,7 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.p)
     def extra_repr(self) -> str: return f"p={self.p}"
 
-# %% ../../nbs/02a_models.layers.ipynb #60591741
+# %% ../../nbs/02a_models.layers.ipynb #002c1f2a
 SDPA_MAX_BATCH = 1 << 15   # sequences per fused-attention call (CUDA grids hold at most 65,535 rows)
 
 def sdpa(q: torch.Tensor, # (N, H, L, d) queries of N sequences
@@ -84,7 +84,8 @@ def sdpa(q: torch.Tensor, # (N, H, L, d) queries of N sequences
          max_batch: int = SDPA_MAX_BATCH, # most sequences per kernel call
         ) -> torch.Tensor: # (N, H, L, d)
     "`F.scaled_dot_product_attention` in chunks of at most `max_batch` sequences (below CUDA's grid limit)."
-    if q.shape[0] <= max_batch: return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    if torch.compiler.is_exporting() or q.shape[0] <= max_batch:   # an export has no kernel grid (and no shape guard)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     return torch.cat([F.scaled_dot_product_attention(*c, dropout_p=dropout_p)
                       for c in zip(q.split(max_batch), k.split(max_batch), v.split(max_batch))])
 
@@ -122,7 +123,7 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(o.reshape(B, T, J, C)))
     def extra_repr(self) -> str: return f"axis={self.axis!r}, num_heads={self.num_heads}, attn_drop={self.attn_drop}"
 
-# %% ../../nbs/02a_models.layers.ipynb #848368c1
+# %% ../../nbs/02a_models.layers.ipynb #b07cf834
 class Block(nn.Module):
     "Pre-norm transformer block: `x + DropPath(Attention(LN(x)))`, then `x + DropPath(MLP(LN(x)))`."
     def __init__(self, dim: int,              # channels C

@@ -23,7 +23,7 @@ from .config import load_saved_config
 # %% auto #0
 __all__ = ['MOTIONBERT_CONFIGS', 'resolve_device', 'motionbert_variant', 'Weights', 'read_weights', 'load_weights', 'init_from']
 
-# %% ../../nbs/03c_train.runs.ipynb #9bfe73db
+# %% ../../nbs/03c_train.runs.ipynb #6109be15
 def _no_cuda(what:str, device:str) -> str:
     "Why `device` cannot be used here, in one line."
     v = f"torch {torch.__version__}"
