@@ -18,11 +18,15 @@ other users of the machine hits both alike. Only figures of one run are compared
 
 `--out-of-core` compares, in one run, three ways of loading random 243-frame training clips (stride 81, batches of
 `--bs`) on one core (torch and numpy threads = 1, glibc malloc tuned as `hpe-pretrain fit` does): (a) our out-of-core
-loader (`pose_dataloaders(..., in_memory=False)`: chunk-aligned blocks, windowed shuffle, bounded block cache), (b) our
-in-memory loader, (c) a MotionBERT-style loader written here (one pickle per pre-cut clip holding `data_input`
-(T, 17, 3) = 2D + confidence and `data_label` (T, 17, 3), read with `pickle.load` in a torch `Dataset`, batched by a
-torch `DataLoader` with shuffling and the default collate). The clip files are cut from the cache by the benchmark
-(at most `--mb-clips` of them) and the page cache is warmed (cache file and clip files read once) before timing.
+loader (`pose_dataloaders(..., in_memory=False)`: chunk-aligned blocks, windowed shuffle, bounded block cache; checksums
+verified on each block's first read in the process, `verify='once'`, the default), (a') the same verifying every read
+(`verify='always'`), (b) our in-memory loader, (c) a MotionBERT-style loader written here (one pickle per pre-cut clip
+holding `data_input` (T, 17, 3) = 2D + confidence and `data_label` (T, 17, 3), read with `pickle.load` in a torch
+`Dataset` that converts both with `torch.FloatTensor` as MotionBERT's does (its random flip, an augmentation, left out),
+batched by a torch `DataLoader` with shuffling and the default collate). The clip files are cut from the cache by the
+benchmark (at most `--mb-clips` of them) and the page cache is warmed (cache file and clip files read once) before
+timing. Each loader first runs one whole epoch, timed on its own ("first epoch": out of core, the pass that verifies
+the checksums), then warms up for `--warmup` seconds.
 Each loader lives in its own child process, built and warmed up once; the parent then asks them in turn (rotating
 the order every round) to load for `--seconds`, so the three share the machine's state alike, and reads each child's
 resident memory (VmRSS now, VmHWM peak, from /proc/self/status). Only one child works at a time.
@@ -217,7 +221,8 @@ def main():
 # ---------------------------------------------------------------------------------------------------------------
 # --out-of-core: our out-of-core loader vs our in-memory loader vs a MotionBERT-style loader, interleaved, one core
 
-KINDS = {'ooc': 'ours, out of core (blocks)', 'mem': 'ours, in memory', 'mb': 'MotionBERT-style (pickle per clip)'}
+KINDS = {'ooc': 'ours, out of core (blocks)', 'ooc-always': "ours, out of core, verify='always'", 'mem': 'ours, in memory',
+         'mb': 'MotionBERT-style (pickle per clip)'}
 T, STRIDE = 243, 81
 
 
@@ -233,7 +238,7 @@ class PickleClips(torch.utils.data.Dataset):
     def __len__(self): return len(self.files)
     def __getitem__(self, i):
         with open(self.files[i], 'rb') as f: d = pickle.load(f)
-        return torch.from_numpy(d['data_input']), torch.from_numpy(d['data_label'])
+        return torch.FloatTensor(d['data_input']), torch.FloatTensor(d['data_label'])
 
 
 def write_clip_files(cache_path: Path, out: Path, n_max: int, seed: int = 0) -> int:
@@ -275,16 +280,17 @@ def child(a):
         count = lambda b: len(b[0])
     else:
         from hpe_pretrain.data.loaders import pose_dataloaders
-        dl = pose_dataloaders(a.cache, T, STRIDE, a.bs, in_memory=a.child == 'mem', seed=0,
-                              block_frames=a.block_frames, window=a.window).train
+        dl = pose_dataloaders(a.cache, T, STRIDE, a.bs, in_memory=a.child == 'mem', seed=0, block_frames=a.block_frames,
+                              window=a.window, verify='always' if a.child == 'ooc-always' else 'once').train
         count = lambda b: len(b['seq'])
     setup = time.perf_counter() - t0
     def forever():
         while True: yield from dl
+    t0 = time.perf_counter(); n = sum(count(b) for b in dl); first = n / (time.perf_counter() - t0)   # one whole epoch
     it = forever()
     t0 = time.perf_counter()
-    while time.perf_counter() - t0 < a.warmup: next(it)   # warm-up: first touches of arrays and block cache
-    info = dict(setup_s=setup, rss_before=rss0, clips=len(dl.dataset), malloc_tuned=tuned,
+    while time.perf_counter() - t0 < a.warmup: next(it)   # warm-up
+    info = dict(setup_s=setup, rss_before=rss0, clips=len(dl.dataset), malloc_tuned=tuned, first_epoch_cps=first,
                 blocks=repr(getattr(dl.dataset, 'blocks', None)))
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
@@ -319,7 +325,7 @@ def out_of_core(a):
         cache_gib, clip_gib = cache.stat().st_size / 2**30, sum(f.stat().st_size for f in clips.iterdir()) / 2**30
         print(f'cache: {F:,} frames, {cache_gib:.2f} GiB (written in {t_write:.0f} s); {n_files:,} clip files, '
               f'{clip_gib:.2f} GiB ({t_clips:.0f} s)', flush=True)
-        kinds = ['ooc', 'mem', 'mb']
+        kinds = ['ooc', 'ooc-always', 'mem', 'mb']
         if a.skip_in_memory or arrays > a.max_in_memory * memory_available():
             kinds.remove('mem'); print(f'in-memory loader skipped: arrays {arrays / 2**30:.1f} GiB', flush=True)
         warm([cache] + sorted(clips.iterdir()))
@@ -338,12 +344,14 @@ def out_of_core(a):
     finally: shutil.rmtree(d, ignore_errors=True)
     med = {k: statistics.median(x['cps'] for x in v) for k, v in res.items()}
     ratio = lambda k: [x['cps'] / y['cps'] for x, y in zip(res[k], res['mb'])]
-    rows = [('loader', 'clips/s median (min … max)', 'vs MotionBERT-style (paired)', 'VmRSS / VmHWM, MiB', 'setup, s')]
+    rows = [('loader', 'clips/s median (min … max)', 'vs MotionBERT-style (paired)', 'first epoch, clips/s',
+             'VmRSS / VmHWM, MiB', 'setup, s')]
     for k in kinds:
         cps = [x['cps'] for x in res[k]]
         rr = ratio(k)
         rows.append((KINDS[k], f'{med[k]:,.0f} ({min(cps):,.0f} … {max(cps):,.0f})',
                      '—' if k == 'mb' else f'{statistics.median(rr):.2f}x ({min(rr):.2f} … {max(rr):.2f})',
+                     f'{procs[k].info["first_epoch_cps"]:,.0f}',
                      f'{res[k][-1]["rss"] / 2**20:,.0f} / {res[k][-1]["hwm"] / 2**20:,.0f}', f'{procs[k].info["setup_s"]:.1f}'))
     print(f'\nOut-of-core loading ({datetime.date.today()}, torch {torch.__version__}, h5py {h5py.__version__} / HDF5 '
           f'{h5py.version.hdf5_version}, 1 thread per loader, {os.cpu_count()} cores on the machine, load average at the end '

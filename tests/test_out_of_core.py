@@ -57,12 +57,16 @@ def test_epoch_same_clips_as_in_memory(tmp_path, fraction):
     assert not ooc.train_ds.in_memory and mem.train_ds.in_memory
     a, b = list(mem.train), list(ooc.train)
     assert [len(x['seq']) for x in a] == [len(x['seq']) for x in b]
-    ma, mb = _by_clip(a), _by_clip(b)
-    assert sorted(ma) == sorted(mb) and len(ma) == len(mem.train_ds)          # the same clips, each exactly once
-    for k, v in ma.items():
-        for f in v:
-            assert v[f].dtype == mb[k][f].dtype and v[f].shape == mb[k][f].shape
-            torch.testing.assert_close(mb[k][f], v[f], rtol=0, atol=0)        # the same values, bit for bit
+    ma = _by_clip(a)
+    for epoch in (b, list(ooc.train)):                                        # checked reads, then raw re-reads
+        mb = _by_clip(epoch)
+        assert sorted(ma) == sorted(mb) and len(ma) == len(mem.train_ds)      # the same clips, each exactly once
+        for k, v in ma.items():
+            for f in v:
+                assert v[f].dtype == mb[k][f].dtype and v[f].shape == mb[k][f].shape
+                torch.testing.assert_close(mb[k][f], v[f], rtol=0, atol=0)    # the same values, bit for bit
+    bc = ooc.train_ds.blocks
+    assert bc.checked == len(bc._verified) < bc.reads                         # verified once, then copied raw
     assert _key(a[0]) != _key(b[0])                                           # but another order
     for x, y in zip(mem.valid, ooc.valid):                                    # validation: same batches, same order
         assert x.keys() == y.keys()
@@ -102,7 +106,12 @@ def test_block_cache_bounded_and_each_block_read_once_per_epoch(tmp_path):
         for b in dls.train: seen.append(len(ds.blocks._slots))
         assert ds.blocks.reads - r0 == n_blocks if epoch == 0 else ds.blocks.reads - r0 <= n_blocks  # once (or still held)
     assert max(seen) <= ds.blocks.max_blocks == 6
-    assert ds.blocks._arena['j3d'].nbytes < 7 * 50 * 17 * 3 * 4              # 6 slots of 32 + 11 rows, + T rows
+    assert ds.blocks.checked == n_blocks                                      # checksums verified once per block
+    always = pose_dataloaders(p, T, 3, bs=8, in_memory=False, block_frames=32, window=3, verify='always')
+    for epoch in range(2):
+        for b in always.train: pass
+    assert always.train_ds.blocks.checked == always.train_ds.blocks.reads > 2 * n_blocks - 6
+    assert ds.blocks._arena['j3d'].nbytes == (6 * (32 + 16 + 4) + T) * 17 * 3 * 4    # 6 slots of 32 + 16 + 4 rows, + T
 
 
 def _flip_chunk(path, field, chunk_index, out):

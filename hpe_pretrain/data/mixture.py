@@ -183,7 +183,7 @@ class KeypointClips:
                    size=self._size[s], intrinsics=np.zeros((len(s), 9), np.float32), seq=s, frame=fr, valid=np.ones(rows.shape, np.bool_))
         return {k: torch.from_numpy(v) for k, v in out.items()}
 
-# %% ../../nbs/00j_data.mixture.ipynb #b8caf725
+# %% ../../nbs/00j_data.mixture.ipynb #d7053d6e
 class CacheClips(PoseClipDataset):
     "`PoseClipDataset` over one split of a cache, its batches converted to the model's joint set when the cache's differs."
     def __init__(self, cache: PoseCache | str | Path, # the cache (opened if a path)
@@ -212,7 +212,7 @@ class CacheClips(PoseClipDataset):
         b = PoseClipDataset.get_batch(self, idxs)
         return b if self.W is None else convert_batch(b, self.W)
 
-# %% ../../nbs/00j_data.mixture.ipynb #4d70ce77
+# %% ../../nbs/00j_data.mixture.ipynb #aa0e7b02
 class MixtureDataset:
     "Clips of several sources in the model's joint set; global clip index = `offsets[source] + clip`."
     def __init__(self, sources: Sequence[MixtureSource | Mapping | str | Path], # the sources (see `parse_sources`)
@@ -271,7 +271,7 @@ def __getitem__(self: MixtureDataset, i: int, # global clip index
     "Clip `i` as the batch dict without the batch dimension."
     return {k: v[0] for k, v in self.get_batch([i]).items()}
 
-# %% ../../nbs/00j_data.mixture.ipynb #77f8edeb
+# %% ../../nbs/00j_data.mixture.ipynb #5af4e0ef
 class MixtureDataLoader(ClipDataLoader):
     "Training `DataLoader` of a `MixtureDataset`: each epoch draws `n_draws` clips, sources by weight, clips uniformly."
     def __init__(self, dataset: MixtureDataset, # the mixture
@@ -297,7 +297,7 @@ class MixtureDataLoader(ClipDataLoader):
         "Same loader (seed and draws per epoch kept), as fastai's `new`."
         return super().new(dataset=dataset, cls=cls, **{'n_draws': self.n, **kwargs})
 
-# %% ../../nbs/00j_data.mixture.ipynb #01538c6b
+# %% ../../nbs/00j_data.mixture.ipynb #68321e22
 def mixture_dataloaders(sources: Sequence[MixtureSource | Mapping | str | Path], # the sources (see `parse_sources`)
                         model_joints: str, # the model's joint set
                         clip_len: int, # T (the config's `data.clip_len`)
