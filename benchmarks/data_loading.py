@@ -189,7 +189,8 @@ def main():
         n = len(fds['checked']); assert n == len(fds['unchecked'])
         block_s, cal_s = a.seconds / a.reps, min(1.0, a.seconds / a.reps)
         t0, nb = time.perf_counter(), 0   # one block of batches takes ~block_s on the checked file
-        while time.perf_counter() - t0 < cal_s: fds['checked'].get_batch(np.arange(a.bs) % n); nb += 1
+        cal = np.random.default_rng(3)   # random clips, as timed (consecutive ones would be served from held blocks)
+        while time.perf_counter() - t0 < cal_s: fds['checked'].get_batch(cal.integers(0, n, a.bs)); nb += 1
         blocks = np.random.default_rng(2).integers(0, n, (max(3, round(nb * block_s / cal_s)), a.bs))
         def read(k):
             for idx in blocks: fds[k].get_batch(idx)

@@ -241,7 +241,7 @@ def _load(self: BlockCache, blocks: np.ndarray) -> np.ndarray:
         slots.append(self._slots[b])
     return np.array(slots, np.int64)
 
-# %% ../../nbs/00h_data.loaders.ipynb #49a3c702
+# %% ../../nbs/00h_data.loaders.ipynb #e05f1164
 @patch
 def gather(self: BlockCache, first: np.ndarray, # (B,) cache row of each clip's first frame
            rows: np.ndarray, # (B, T) cache rows of each clip (T = span)
@@ -268,7 +268,7 @@ def gather(self: BlockCache, first: np.ndarray, # (B,) cache row of each clip's 
 
 @patch
 def _direct(self: BlockCache, rows: np.ndarray) -> dict[str, np.ndarray]:
-    "Random access: read just the clips' rows (merged into runs, one read per field), bypassing the blocks."
+    "Random access: read just the clips' rows (merged into runs, one read per run and field), bypassing the blocks."
     lo, hi = rows.min(1), rows.max(1) + 1
     o = np.argsort(lo); lo, hi = lo[o], hi[o]
     new = np.r_[True, lo[1:] > np.maximum.accumulate(hi)[:-1]]
@@ -277,8 +277,9 @@ def _direct(self: BlockCache, rows: np.ndarray) -> dict[str, np.ndarray]:
     r = np.searchsorted(a, rows, 'right') - 1
     f, out = self.cache.file, {}
     for k, v in self.fields.items():
-        buf = self.cache.read_into(v, a, z, np.empty((int((z - a).sum()),) + f[v].shape[1:], f[v].dtype), at)
-        out[k] = buf[at[r] + rows - a[r]]
+        buf = np.empty((int((z - a).sum()),) + f[v].shape[1:], f[v].dtype)
+        for i in range(len(a)): self.cache.read_into(v, a[i:i + 1], z[i:i + 1], buf, at[i:i + 1])   # scattered: HDF5 reads
+        out[k] = buf[at[r] + rows - a[r]]                                                        # a union of them slowly
     return out
 
 # %% ../../nbs/00h_data.loaders.ipynb #c011f925
