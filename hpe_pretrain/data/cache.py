@@ -421,3 +421,60 @@ def cache_is_fresh(path: str | Path, # cache file (may not exist)
     try:
         with PoseCache(path) as c: return c.is_fresh(source)
     except (FileNotFoundError, ValueError): return False
+
+# %% ../../nbs/00c_data.cache.ipynb #a8843cdb
+from h5py import h5s
+
+# %% ../../nbs/00c_data.cache.ipynb #7f162109
+@patch
+def chunk_rows(self: PoseCache, field: str, # frame field, e.g. 'joints_3d'
+              ) -> int:
+    "Rows per HDF5 chunk of `field` (HDF5 reads and checks whole chunks); 1 when it is stored contiguously."
+    c = self.file[self._field(field)].chunks
+    return int(c[0]) if c else 1
+
+@patch
+def nbytes(self: PoseCache, fields: Sequence[str] | None = None, # frame fields; None: all
+          ) -> int:
+    "Bytes the frame arrays `fields` take in memory (whole arrays, as `load` holds them)."
+    return sum(int(self.file[self._field(k)].nbytes) for k in (self.fields if fields is None else fields))
+
+@patch(as_prop=True)
+def loaded(self: PoseCache) -> tuple[str, ...]:
+    "Frame fields held in memory (`load`, `in_memory=`)."
+    return tuple(self._mem)
+
+# %% ../../nbs/00c_data.cache.ipynb #14179e6d
+def _runs(start, stop, at, n_out: int, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Runs as int64 arrays; ValueError unless ascending, disjoint and inside `out` (HDF5 maps them in order)."
+    start, stop, at = (np.asarray(x, np.int64).reshape(-1) for x in (start, stop, at))
+    n = stop - start
+    if not len(start) == len(stop) == len(at) or (n <= 0).any() or (start[1:] < stop[:-1]).any() or \
+       (at[1:] < at[:-1] + n[:-1]).any() or (len(at) and (at[0] < 0 or at[-1] + n[-1] > n_out)):
+        raise ValueError(f"{where}: runs must be non-empty, ascending and disjoint, and fit the output ({n_out} rows)")
+    return start, stop, at
+
+@patch
+def read_into(self: PoseCache, field: str, # frame field, e.g. 'joints_3d'
+              start: Sequence[int] | np.ndarray, # (N,) first row of each run (ascending)
+              stop: Sequence[int] | np.ndarray, # (N,) one past the last row of each run (runs disjoint)
+              out: np.ndarray, # C-contiguous (R, ...) array with the field's dtype and row shape
+              at: Sequence[int] | np.ndarray, # (N,) row of `out` where each run begins (ascending, disjoint)
+             ) -> np.ndarray:
+    "`out[at[i]:at[i] + stop[i] - start[i]] = field[start[i]:stop[i]]` for every run, in one checked HDF5 read; returns `out`."
+    start, stop, at = _runs(start, stop, at, len(out), f"{self.path}: read_into({field!r})")
+    if field in self._mem:
+        for a, z, o in zip(start, stop, at): out[o:o + z - a] = self._mem[field][a:z]
+        return out
+    ds = self.file[self._field(field)]
+    if out.dtype != ds.dtype or out.shape[1:] != ds.shape[1:] or not out.flags.c_contiguous:
+        raise ValueError(f"{self.path}: read_into({field!r}) needs a C-contiguous (R, {', '.join(map(str, ds.shape[1:]))}) "
+                         f"{ds.dtype} array, got {out.shape} {out.dtype}")
+    if not len(start): return out
+    fs, ms, zero, tail = ds.id.get_space(), h5s.create_simple(out.shape), (0,) * (out.ndim - 1), out.shape[1:]
+    for i, (a, z, o) in enumerate(zip(start.tolist(), stop.tolist(), at.tolist())):
+        op = h5s.SELECT_OR if i else h5s.SELECT_SET
+        fs.select_hyperslab((a,) + zero, (z - a,) + tail, op=op); ms.select_hyperslab((o,) + zero, (z - a,) + tail, op=op)
+    self._h5(field, lambda: ds.id.read(ms, fs, out))
+    for a, z, o in zip(start.tolist(), stop.tolist(), at.tolist()): self._checked(field, a, out[o:o + z - a])
+    return out

@@ -183,7 +183,7 @@ class KeypointClips:
                    size=self._size[s], intrinsics=np.zeros((len(s), 9), np.float32), seq=s, frame=fr, valid=np.ones(rows.shape, np.bool_))
         return {k: torch.from_numpy(v) for k, v in out.items()}
 
-# %% ../../nbs/00j_data.mixture.ipynb #2ac5cf8f
+# %% ../../nbs/00j_data.mixture.ipynb #d7053d6e
 class CacheClips(PoseClipDataset):
     "`PoseClipDataset` over one split of a cache, its batches converted to the model's joint set when the cache's differs."
     def __init__(self, cache: PoseCache | str | Path, # the cache (opened if a path)
@@ -193,11 +193,15 @@ class CacheClips(PoseClipDataset):
                  split: str | None = 'train', # the `seq/split` used; None: every sequence
                  short: str = 'resample', # sequences shorter than T (see `clip_index`)
                  tail: bool = False, # also a clip ending at each sequence end
-                 in_memory: bool = True, # gather from in-memory arrays
+                 in_memory: bool | str = True, # gather from in-memory arrays | read blocks from the file | 'auto' (see `PoseClipDataset`)
                  what: str = '', # the source, for messages
+                 block_frames: int = 16384, # out of core: rows per block read
+                 window: int = 8, # out of core: blocks whose clips are shuffled together
+                 memory_fraction: float = 0.5, # in_memory='auto': share of the available memory the arrays may take
                 ):
         cache = cache if isinstance(cache, PoseCache) else PoseCache(cache)
-        super().__init__(cache, clip_len, stride, None if split is None else cache.select(split=split), short, tail, in_memory)
+        super().__init__(cache, clip_len, stride, None if split is None else cache.select(split=split), short, tail, in_memory,
+                         block_frames, window, memory_fraction)
         self.joints, self.split = get_skeleton(model_joints).name, split
         self.W = None if cache.joints == self.joints else joint_conversion(cache.joints, self.joints, what or str(cache.path))
     @property
@@ -208,7 +212,7 @@ class CacheClips(PoseClipDataset):
         b = PoseClipDataset.get_batch(self, idxs)
         return b if self.W is None else convert_batch(b, self.W)
 
-# %% ../../nbs/00j_data.mixture.ipynb #7b566a13
+# %% ../../nbs/00j_data.mixture.ipynb #aa0e7b02
 class MixtureDataset:
     "Clips of several sources in the model's joint set; global clip index = `offsets[source] + clip`."
     def __init__(self, sources: Sequence[MixtureSource | Mapping | str | Path], # the sources (see `parse_sources`)
@@ -216,15 +220,19 @@ class MixtureDataset:
                  clip_len: int, # T (the config's `data.clip_len`)
                  stride: int | None = None, # frames between clip starts; None: clip_len
                  short: str = 'resample', # sequences / pieces shorter than T (see `clip_index`)
-                 in_memory: bool = True, # cache arrays in memory
+                 in_memory: bool | str = True, # cache sources: arrays in memory | blocks read from the file | 'auto': decided source by source
                  min_frames: int | None = None, # keypoint pieces shorter than this are dropped (see `KeypointClips`)
                  max_gap: int = 10, # keypoint gaps up to this are filled (see `fill_gaps`)
+                 memory_fraction: float = 0.5, # in_memory='auto': share of the memory available when a source is opened
+                 block_frames: int = 16384, # out of core: rows per block read
+                 window: int = 8, # out of core: blocks whose clips are shuffled together
                 ):
         self.sources, self.joints, self.clip_len, self.parts = parse_sources(sources), get_skeleton(model_joints).name, clip_len, []
         for i, s in enumerate(self.sources):
             what = f"mixture source {i} ({s.name}: {s.path})"
             if not Path(s.path).exists(): raise FileNotFoundError(f"{what}: no such file or folder")
-            p = (CacheClips(s.path, self.joints, clip_len, stride, s.split, short, False, in_memory, what) if s.kind == 'cache'
+            p = (CacheClips(s.path, self.joints, clip_len, stride, s.split, short, False, in_memory, what, block_frames, window, memory_fraction)
+                 if s.kind == 'cache'
                  else KeypointClips(s, self.joints, clip_len, stride, short, min_frames, max_gap, what))
             if len(p) == 0: raise ValueError(f"{what}: no clips of {clip_len} frames ({p!r})")
             self.parts.append(p)
@@ -263,7 +271,7 @@ def __getitem__(self: MixtureDataset, i: int, # global clip index
     "Clip `i` as the batch dict without the batch dimension."
     return {k: v[0] for k, v in self.get_batch([i]).items()}
 
-# %% ../../nbs/00j_data.mixture.ipynb #8f34f19a
+# %% ../../nbs/00j_data.mixture.ipynb #5af4e0ef
 class MixtureDataLoader(ClipDataLoader):
     "Training `DataLoader` of a `MixtureDataset`: each epoch draws `n_draws` clips, sources by weight, clips uniformly."
     def __init__(self, dataset: MixtureDataset, # the mixture
@@ -277,14 +285,19 @@ class MixtureDataLoader(ClipDataLoader):
     def get_idxs(self) -> np.ndarray:
         d, g = self.dataset, self._gen
         src = g.choice(len(d.parts), size=self.n, p=d.probs)
-        return d.offsets[src] + g.integers(0, np.diff(d.offsets)[src])
+        local = g.integers(0, np.diff(d.offsets)[src])
+        for k, p in enumerate(d.parts):   # a source read out of core: its clips in `epoch_order` (blocks), pass after pass
+            if getattr(p, 'in_memory', True) or not (m := src == k).any(): continue
+            n = int(m.sum())
+            local[m] = np.concatenate([p.epoch_order(g) for _ in range(-(-n // len(p)))])[:n]
+        return d.offsets[src] + local
     def new(self, dataset: MixtureDataset | None = None, # the new loader's dataset (None: this one's)
             cls: type | None = None, # loader class (None: this one's)
             **kwargs) -> MixtureDataLoader: # fastai `DataLoader` arguments to change
         "Same loader (seed and draws per epoch kept), as fastai's `new`."
         return super().new(dataset=dataset, cls=cls, **{'n_draws': self.n, **kwargs})
 
-# %% ../../nbs/00j_data.mixture.ipynb #26dd0394
+# %% ../../nbs/00j_data.mixture.ipynb #68321e22
 def mixture_dataloaders(sources: Sequence[MixtureSource | Mapping | str | Path], # the sources (see `parse_sources`)
                         model_joints: str, # the model's joint set
                         clip_len: int, # T (the config's `data.clip_len`)
@@ -296,23 +309,28 @@ def mixture_dataloaders(sources: Sequence[MixtureSource | Mapping | str | Path],
                         device: str | torch.device | None = None, # batches are moved there before `after_batch`
                         after_batch: Callable | Sequence[Callable] | None = None, # batch transforms
                         n_draws: int | None = None, # training clips per epoch; None: all clips of all sources
-                        in_memory: bool = True, # cache arrays in memory
+                        in_memory: bool | str = True, # cache arrays in memory | blocks read from the file | 'auto': source by source
                         valid_stride: int | None = None, # None: clip_len, plus a tail clip per sequence
                         short: str = 'resample', # sequences shorter than clip_len (see `clip_index`)
                         drop_last: bool = False, # drop the last incomplete training batch
                         num_workers: int = 0, # DataLoader worker processes
                         min_frames: int | None = None, # keypoint pieces shorter than this are dropped
                         max_gap: int = 10, # keypoint gaps up to this are filled
+                        memory_fraction: float = 0.5, # in_memory='auto': share of the available memory a source's arrays may take
+                        block_frames: int = 16384, # out of core: rows per block read
+                        window: int = 8, # out of core: blocks whose clips are shuffled together
                        ) -> DataLoaders:
     "fastai `DataLoaders`: training draws from the mixture, validation is one cache's split in order."
-    ds = MixtureDataset(sources, model_joints, clip_len, stride or max(1, clip_len // 3), short, in_memory, min_frames, max_gap)
+    ds = MixtureDataset(sources, model_joints, clip_len, stride or max(1, clip_len // 3), short, in_memory, min_frames, max_gap,
+                        memory_fraction, block_frames, window)
     if valid_cache is None:
         valid_cache = next((s.path for s in ds.sources if s.kind == 'cache'), None)
         if valid_cache is None: raise ValueError("mixture: no cache source to validate on; give valid_cache")
-    same = [p.cache for p in ds.parts if isinstance(p, CacheClips) and not isinstance(valid_cache, PoseCache)
+    same = [p for p in ds.parts if isinstance(p, CacheClips) and not isinstance(valid_cache, PoseCache)
             and Path(p.cache.path).resolve() == Path(valid_cache).resolve()]   # a training source: share its arrays
-    va = CacheClips(same[0] if same else valid_cache, model_joints, clip_len, valid_stride, valid_split, short, True, in_memory,
-                    f"validation cache {valid_cache}")
+    va = CacheClips(same[0].cache if same else valid_cache, model_joints, clip_len, valid_stride, valid_split, short, True,
+                    same[0].in_memory if same else in_memory, f"validation cache {valid_cache}", block_frames,
+                    1 + bs * (valid_stride or clip_len) // block_frames, memory_fraction)   # in order: the blocks one batch spans
     if len(va) == 0: raise ValueError(f"validation cache {valid_cache}: no clips of {clip_len} frames in split {valid_split!r}")
     kw = dict(bs=bs, num_workers=num_workers)
     return DataLoaders(MixtureDataLoader(ds, n_draws=n_draws, drop_last=drop_last, seed=np.random.SeedSequence(seed).spawn(2)[1],

@@ -148,7 +148,7 @@ class DataConfig:
     stride: Optional[int] = None        # training clip stride in frames (null: clip_len // 3, MotionBERT's 81 for 243)
     train_split: str = 'train'          # cache split used for training
     valid_split: str = 'test'           # cache split used for validation and evaluation
-    in_memory: bool = True              # load the cache into memory
+    in_memory: Any = 'auto'             # true: load the cache into memory | false: read clips from the file in blocks | auto: in memory when it fits half the available memory
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # generator settings (synthetic data only)
 
 # %% ../../nbs/03b_train.schema.ipynb #b55b8cf5
