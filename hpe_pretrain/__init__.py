@@ -20,23 +20,21 @@ Modules:
 - `hpe_pretrain.data.sequence`: `PoseSequence`, the unit every reader yields and the pose cache stores; its per-frame fields and their validation.
 - `hpe_pretrain.data.skeleton`: Immutable joint sets (names, kinematic tree, left/right pairs, flip permutation) and the maps between them.
 - `hpe_pretrain.data.synthetic`: Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions` CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with `camera.calibration`.
-- `hpe_pretrain.models.dstformer`: MotionBERT's dual-stream spatio-temporal transformer, written from the paper's description, with fast fused attention.
-- `hpe_pretrain.models.factory`: Create models by name from the YAML configs shipped in the package, and transfer pretrained encoder weights by name with a clear report.
-- `hpe_pretrain.models.joints`: Carry weights across joint sets: which tensors of each architecture hold one slice per joint, which checkpoint joint each model joint is, and a state dict re-ordered from one joint set to another.
-- `hpe_pretrain.models.layers`: Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, MLP, DropPath, embeddings, blocks, stream fusion and output heads.
+- `hpe_pretrain.models.dstformer`: MotionBERT's dual-stream spatio-temporal transformer, written from the paper's description, with fused attention.
+- `hpe_pretrain.models.factory`: The registry of architectures: create models by name from the shipped YAML configs, and transfer pretrained weights by name.
+- `hpe_pretrain.models.joints`: Carry weights across joint sets: which tensors hold one slice per joint, and a state dict re-ordered from one joint set to another.
+- `hpe_pretrain.models.layers`: Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, embeddings, blocks and heads.
 - `hpe_pretrain.models.losses`: Training objectives for pose sequences: MPJPE, scale-aligned N-MPJPE, velocity, bone lengths, confidence-weighted 2D, masked positions — and their weighted combination.
-- `hpe_pretrain.models.stmo`: A lighter lifting transformer of the P-STMO / MixSTE family with the same interface as `DSTformer`, plus a masked-pose-modelling mode whose encoder sees only the visible frames.
+- `hpe_pretrain.models.stmo`: A lighter lifting transformer of the P-STMO / MixSTE family, with a masked-pose-modelling mode whose encoder sees only the visible frames.
 - `hpe_pretrain.testing`: Synthetic batches, a tiny pose cache and a tiny learner for tests, demos and benchmarks (as fastai's `test_utils`): nothing in the package depends on them.
 - `hpe_pretrain.train.callbacks`: Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard, CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop.
 - `hpe_pretrain.train.cli`: One console script for the whole pipeline: `prepare` datasets into the pose cache, `fit` (pretrain → finetune → evaluate) from YAML configs, `eval` a checkpoint with the published protocols.
-- `hpe_pretrain.train.config`: YAML configs shipped in the package, checked against a typed schema (OmegaConf structured configs) and overridden from the command line.
 - `hpe_pretrain.train.distributed`: The process's rank under `torchrun`, fastai's DDP trainer made safe for CPU (gloo), and a digest of a model's weights to compare ranks and runs.
 - `hpe_pretrain.train.eval_protocols`: The Human3.6M (P1, P2, N-MPJPE, MPJVE per action) and MPI-INF-3DHP (PCK, AUC, MPJPE per sequence and activity) protocols on plain arrays of predictions and ground truth, with every averaging choice explicit.
 - `hpe_pretrain.train.evaluate`: Whole-sequence inference with sliding windows and flip TTA, and a model (or any `predict_fn`) evaluated on a pose cache with the Human3.6M and MPI-INF-3DHP protocols of `train.eval_protocols`, results written per run.
 - `hpe_pretrain.train.learner`: The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
 - `hpe_pretrain.train.metrics`: MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC, on NumPy arrays or torch tensors, exactly as the reference repositories compute them.
 - `hpe_pretrain.train.pipeline`: `fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the only place besides the CLI that reads configuration.
-- `hpe_pretrain.train.schema`: One dataclass per group of the YAML configs — every key's type, default and help text — against which `hpe_pretrain.train.config` checks every config it loads.
 - `hpe_pretrain.transforms.augment`: Horizontal flip (and flip test-time augmentation), rotation about the vertical axis with scale, 2D jitter: batch transforms in torch, on whatever device the batch lives on.
 - `hpe_pretrain.transforms.corrupt`: The 2D-input corruptions of the pretraining objectives (MotionBERT's noisy, masked 2D; P-STMO's masked pose modelling) as configurable batch transforms that report their masks.
 - `hpe_pretrain.transforms.normalize`: Encode/decode pairs between the loader's pixels and metres and the model's normalised inputs and targets.

@@ -1,11 +1,13 @@
 """The typed config schema (`hpe_pretrain.train.config`): wrong types are rejected with the key's name, the model
-group is checked against its architecture, saved configs round-trip, the schema agrees with the shipped YAML and
-with the model constructors, and `describe_config` lists types and help."""
+group is checked against its architecture (its schema built from the model class's constructor), saved configs
+round-trip, the schema agrees with the shipped YAML, and `describe_config` lists types and help."""
 import dataclasses, inspect, subprocess, sys
 import pytest
 from omegaconf import OmegaConf
-from hpe_pretrain.train.config import (load_config, load_saved_config, save_config, describe_config, config_dir,
-                                       ConfigError, Config, MODEL_SCHEMAS, list_configs, list_experiments)
+from hpe_pretrain.data.files import config_dir, list_configs
+from hpe_pretrain.train.config import (load_config, load_saved_config, save_config, describe_config, ConfigError,
+                                       list_experiments)
+from hpe_pretrain.train.schema import Config, model_schema
 
 @pytest.mark.parametrize('override, msg', [
     ('train.bs=abc', "Bad value for train.bs: 'abc' (expected int, like 64)"),
@@ -77,16 +79,30 @@ def test_schema_defaults_equal_the_shipped_yaml():
     for g in ('model', 'data'): shipped.pop(g); schema.pop(g)
     assert shipped == schema
 
-def test_model_schemas_match_the_constructors():
-    "Each architecture's schema has the constructor's arguments, annotations and defaults (plus arch, name and the weights keys)."
-    from hpe_pretrain.models.factory import ARCHITECTURES
-    assert set(MODEL_SCHEMAS) == set(ARCHITECTURES)
+def test_model_schemas_are_the_constructors():
+    "Each architecture's schema: arch, name, the constructor's arguments (type hint, default, docment, range), the weights keys."
+    from fastcore.docments import docments
+    from hpe_pretrain.models.factory import ARCHITECTURES, _META_KEYS
     for arch, cls in ARCHITECTURES.items():
-        ps = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k != 'self'}
-        fs = {f.name: f for f in dataclasses.fields(MODEL_SCHEMAS[arch])}
+        ps = inspect.signature(cls, eval_str=True).parameters
+        fs = {f.name: f for f in dataclasses.fields(model_schema(arch))}
         assert list(fs) == ['arch', 'name'] + list(ps) + ['weights', 'weights_head'], arch
-        assert fs['arch'].default == arch
-        for k, p in ps.items(): assert (fs[k].type, fs[k].default) == (p.annotation, p.default), (arch, k)
+        assert set(fs) - set(ps) == set(_META_KEYS) and fs['arch'].default == arch   # the factory's non-constructor keys
+        for k, p in ps.items():
+            assert (fs[k].type, fs[k].default, fs[k].metadata['help']) == (p.annotation, p.default, docments(cls)[k]), (arch, k)
+            assert fs[k].metadata.get('range') == cls.config_ranges.get(k), (arch, k)
+
+def test_model_group_keeps_the_hand_written_schemas_keys(tmp_path):
+    "The model keys, in the order the hand-written DSTformerConfig / STMOConfig had (saved run configs are unchanged), round-trip."
+    old = {'dstformer-tiny': 'in_ch out_ch dim_feat dim_rep depth num_heads mlp_ratio num_joints maxlen qkv_bias drop_rate '
+                             'attn_drop_rate drop_path_rate',
+           'stmo-tiny': 'in_ch out_ch num_joints maxlen dim_joint spatial_depth spatial_heads dim depth num_heads mlp_ratio dim_rep '
+                        'dec_dim dec_depth dec_heads drop_rate attn_drop_rate drop_path_rate'}
+    for m, keys in old.items():
+        cfg = load_config([f'model={m}', 'data.clip_len=27'])
+        assert list(OmegaConf.to_container(cfg.model)) == ['arch', 'name', *keys.split(), 'weights', 'weights_head'], m
+        back = load_saved_config(save_config(cfg, tmp_path/m/'config.yaml'))
+        assert OmegaConf.to_yaml(back) == OmegaConf.to_yaml(cfg) and OmegaConf.get_type(back.model) is model_schema(cfg.model.arch)
 
 def test_every_shipped_config_loads():
     "Every model with every dataset loads, except a clip longer than the model's maxlen: refused, naming both keys."
@@ -116,10 +132,12 @@ def test_describe_config_lists_types_and_help():
     assert 'model.qkv_bias' in dst and 'model.dim_joint' not in dst
 
 def test_config_import_is_light():
-    "Loading and describing a config imports neither torch nor the models."
-    code = ("import sys; from hpe_pretrain.train.config import load_config, describe_config; describe_config(load_config()); "
-            "print(any(m == 'torch' or m.startswith('hpe_pretrain.models') for m in sys.modules))")
-    assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip() == 'False'
+    "Importing the config module imports neither torch nor the models; checking a model config imports the registry."
+    code = ("import sys; from hpe_pretrain.train.config import load_config, describe_config; "
+            "print(any(m == 'torch' or m.startswith('hpe_pretrain.models') for m in sys.modules)); describe_config(load_config()); "
+            "print('hpe_pretrain.models.factory' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ['False', 'True']
 
 def test_help_is_what_docments_reads():
     "describe_config's help is the field comment fastcore's docments reads, for every schema class."
@@ -127,5 +145,5 @@ def test_help_is_what_docments_reads():
     from fastcore.docments import docments
     import hpe_pretrain.train.config as C, hpe_pretrain.train.schema as S
     classes = [v for v in vars(S).values() if isinstance(v, type) and is_dataclass(v) and v.__module__ == S.__name__]
-    assert len(classes) >= 15
+    assert len(classes) >= 14
     for cls in classes: assert C._docs(cls) == {k: v for k, v in docments(cls).items() if k != 'return' and v}, cls

@@ -16,8 +16,8 @@ from hpe_pretrain.data.loaders import PoseClipDataset
 from hpe_pretrain.data.prepare import prepare
 from hpe_pretrain.data.skeleton import convert_joints, get_skeleton, joint_map
 from hpe_pretrain.train.runs import init_from
-from hpe_pretrain.models.factory import (create_model, joint_indexed_params, joint_permutation,
-                                         load_encoder, permute_joint_state)
+from hpe_pretrain.models.factory import create_model, load_encoder
+from hpe_pretrain.models.joints import joint_indexed_params, joint_permutation, permute_joint_state
 from hpe_pretrain.testing import synth_pose_batch, toy_cache
 
 H, M, C = get_skeleton('h36m17'), get_skeleton('mpi17'), get_skeleton('coco17')
@@ -220,7 +220,7 @@ def test_permuted_model_computes_the_same_function(arch):
 
 @pytest.mark.parametrize('arch', ['dstformer', 'stmo'])
 def test_every_joint_sized_tensor_is_listed(arch):
-    "Guard for new architectures/tensors: with 13 joints, every tensor with a J-multiple dimension is in JOINT_AXES."
+    "Guard for new architectures/tensors: with 13 joints, every tensor with a J-multiple dimension is in the class's joint_axes."
     m = create_model(f'{arch}-tiny', num_joints=13)
     spec = joint_indexed_params(m)
     for k, v in m.state_dict().items():

@@ -1,5 +1,8 @@
-"""Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, MLP,
-DropPath, embeddings, blocks, stream fusion and output heads.
+"""Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, embeddings, blocks and heads.
+
+The parts `DSTformer` and `STMO` are built from, all on `(B, T, J, C)` feature tensors: `Linear` (the fastest CPU
+kernel), `Attention` over joints or frames (fused, chunked), `MLP`, `DropPath`, `PoseEmbedding`, `Block`,
+`StreamFusion` and `PoseHead` (`recon2d_head`), with `init_weights`, `n_params`, `set_checkpointing` and `check_pose_input`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/models.layers.html.md"""
 
@@ -15,7 +18,7 @@ import torch.utils.checkpoint
 # %% auto #0
 __all__ = ['SDPA_MAX_BATCH', 'AXES', 'Linear', 'init_weights', 'MLP', 'DropPath', 'sdpa', 'Attention', 'Block',
            'set_checkpointing', 'n_params', 'check_pose_input', 'PoseEmbedding', 'StreamFusion', 'PoseHead',
-           'lift_head', 'recon2d_head']
+           'recon2d_head']
 
 # %% ../../nbs/02a_models.layers.ipynb #55ed6920
 _HAS_ONEDNN = torch.backends.mkldnn.is_available()   # a build property, constant for the process
@@ -211,7 +214,7 @@ class StreamFusion(nn.Module):
         w = self.proj(torch.cat([a, b], -1)).softmax(-1)
         return a * w[..., :1] + b * w[..., 1:]
 
-# %% ../../nbs/02a_models.layers.ipynb #fb563647
+# %% ../../nbs/02a_models.layers.ipynb #5df88ddc
 class PoseHead(nn.Module):
     "Per-joint output head: `(B, T, J, dim_rep)` -> `(B, T, J, out_ch)` (3 = lifting head, 2 = 2D reconstruction)."
     def __init__(self, dim_rep: int,      # representation channels
@@ -223,12 +226,6 @@ class PoseHead(nn.Module):
     def forward(self, rep: torch.Tensor, # (..., dim_rep)
                ) -> torch.Tensor:    # (..., out_ch)
         return self.proj(rep)
-
-def lift_head(dim_rep: int,    # representation channels
-              hidden: int = 0, # 0: one linear layer; > 0: Linear -> GELU -> Linear
-             ) -> PoseHead:
-    "3D lifting head: `(B, T, J, dim_rep)` -> `(B, T, J, 3)` root-relative metres."
-    return PoseHead(dim_rep, 3, hidden)
 
 def recon2d_head(dim_rep: int,    # representation channels
                  hidden: int = 0, # 0: one linear layer; > 0: Linear -> GELU -> Linear
