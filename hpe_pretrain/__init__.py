@@ -3,7 +3,7 @@
 Modules:
 
 - `hpe_pretrain.data.cache`: One compact HDF5 file per prepared dataset: a streaming atomic writer of the `PoseSequence`s every reader yields, and a reader with batched slice reads.
-- `hpe_pretrain.data.camera`: A `Camera` (world->camera extrinsics in metres, H36M-style lens distortion), projection and screen normalisation; the camera files (H36M `metadata.xml`, 3DHP `camera.calibration`) are in `data.camera_files`.
+- `hpe_pretrain.data.camera`: A `Camera` (world->camera extrinsics in metres, H36M-style lens distortion) and its projection.
 - `hpe_pretrain.data.camera_files`: Read and write the camera files of the datasets: Human3.6M's `metadata.xml` (all 11 subjects x 4 cameras in one `w0` vector), MPI-INF-3DHP's `camera.calibration` (Skeletool V1.0) and its test set's `.calib` files (tc camera calibration v0.3), as `Camera`s.
 - `hpe_pretrain.data.files`: Atomic writes that never leave a half-written file, one clear error on a full disk, stale temporary files of killed processes cleaned up, and OS file locks that die with their process.
 - `hpe_pretrain.data.h36m`: Read the original Human3.6M pose files (`D3_Positions`, `D3_Positions_mono`, `D2_Positions` CDFs) with the dataset's own sequence names and cameras, and yield one `PoseSequence` per (subject, sequence, camera).
@@ -35,9 +35,10 @@ Modules:
 - `hpe_pretrain.train.learner`: The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
 - `hpe_pretrain.train.metrics`: MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC, on NumPy arrays or torch tensors, exactly as the reference repositories compute them.
 - `hpe_pretrain.train.pipeline`: `fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the only place besides the CLI that reads configuration.
-- `hpe_pretrain.transforms.augment`: Horizontal flip (and flip test-time augmentation), rotation about the vertical axis with scale, 2D jitter: batch transforms in torch, on whatever device the batch lives on.
-- `hpe_pretrain.transforms.corrupt`: The 2D-input corruptions of the pretraining objectives (MotionBERT's noisy, masked 2D; P-STMO's masked pose modelling) as configurable batch transforms that report their masks.
-- `hpe_pretrain.transforms.normalize`: Encode/decode pairs between the loader's pixels and metres and the model's normalised inputs and targets.
+- `hpe_pretrain.transforms.augment`: Horizontal flip (and flip test-time augmentation), rotation about the vertical axis with scale, 2D jitter.
+- `hpe_pretrain.transforms.codecs`: The input encodings and output conventions of every model the package runs.
+- `hpe_pretrain.transforms.corrupt`: The 2D-input corruptions of the pretraining objectives as batch transforms that report their masks.
+- `hpe_pretrain.transforms.normalize`: `PoseCodec`, the one encoding between the loader's pixels and metres and the model's inputs and targets.
 - `hpe_pretrain.viz.explorer`: An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
 - `hpe_pretrain.viz.report`: Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run.
 - `hpe_pretrain.viz.skeleton`: Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button."""

@@ -11,7 +11,7 @@ from hpe_pretrain.data.camera import Camera
 from hpe_pretrain.data.loaders import pose_dataloaders
 from hpe_pretrain.transforms.augment import RandomFlip, RandomRotateScale, project_intrinsics
 from hpe_pretrain.transforms.corrupt import PSTMOMask, masked_entries
-from hpe_pretrain.transforms.normalize import NormalizePose, make_input, normalize_2d
+from hpe_pretrain.transforms.normalize import NormalizePose, PoseCodec
 from hpe_pretrain.testing import synth_pose_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_transforms_in_dataloaders(tmp_path):
             assert (b['mask_frames'].sum(1) == 5).all() and (b['mask_joints'].sum(-1) == 2 * ~b['mask_frames']).all()
             m = masked_entries(b)
             assert (b['x'][m] == 0).all()
-            torch.testing.assert_close(b['x'][~m], make_input(normalize_2d(b['kp2d'], b['size']), b['conf'])[~m])
+            torch.testing.assert_close(b['x'][~m], PoseCodec().encode(b['kp2d'], b['size'], b['conf'])[~m])
             # 2D and 3D stay consistent through rotation and flip (intrinsics are mirrored with the flip)
             torch.testing.assert_close(project_intrinsics(b['j3d'], b['intrinsics']), b['kp2d'], atol=1e-2, rtol=0)
             orig = torch.from_numpy(intr[b['seq'].numpy()])

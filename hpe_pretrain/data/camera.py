@@ -1,5 +1,16 @@
-"""A `Camera` (world->camera extrinsics in metres, H36M-style lens distortion), projection and screen
-normalisation; the camera files (H36M `metadata.xml`, 3DHP `camera.calibration`) are in `data.camera_files`.
+"""A `Camera` (world->camera extrinsics in metres, H36M-style lens distortion) and its projection.
+
+The camera files (H36M `metadata.xml`, 3DHP `camera.calibration`) are read in `data.camera_files`; the screen
+normalisation of the model input is `PoseCodec`'s (`transforms.normalize`).
+
+Shapes and units: points are `(..., 3)` (any leading dims, e.g. `B, T, J`) in **metres**; image points are
+`(..., 2)` in **pixels**. Conventions:
+
+* `X_cam = R @ X_world + t`: `R` (3, 3) rotates **world -> camera**, `t` (3,) in metres. The camera centre
+  in world coordinates is `-R.T @ t`. Camera axes: x right, y down, z forward (into the scene).
+* Every function takes numpy arrays *or* torch tensors and returns the type of its main input (dtype kept
+  for floating inputs, same device). Parameters (`R`, `t`, `f`, ...) may be numpy or torch and are moved to the
+  input's dtype/device; the torch path is differentiable (no `.numpy()` inside).
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.camera.html.md"""
 
@@ -17,7 +28,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['H36M_CAMERA_IDS', 'H36M_SUBJECTS', 'H36M_RESOLUTION', 'world_to_camera', 'camera_to_world', 'project',
-           'p_from_videopose3d', 'normalize_screen', 'denormalize_screen', 'Camera', 'look_at', 'h36m_like_cameras']
+           'p_from_videopose3d', 'Camera', 'look_at', 'h36m_like_cameras']
 
 # %% ../../nbs/00b_data.camera.ipynb #46b1bb67
 def _like(a, x):
@@ -102,31 +113,6 @@ def p_from_videopose3d(p: Sequence[float] | np.ndarray, # (2,) VideoPose3D `tang
                       ) -> np.ndarray: # (2,) (pA, pB) in H36M w0 order
     "Reorder VideoPose3D's tangential coefficients into this package's (w0) order."
     return np.asarray(p, dtype=np.float64)[..., ::-1].copy()
-
-# %% ../../nbs/00b_data.camera.ipynb #24e12396
-def normalize_screen(x: np.ndarray | torch.Tensor, # (..., 2) pixels
-                     w: float | np.ndarray | torch.Tensor, # image width px, scalar or broadcastable to x.shape[:-1]
-                     h: float | np.ndarray | torch.Tensor, # image height px, same shape rules as `w`
-                    ) -> np.ndarray | torch.Tensor: # (..., 2) screen coordinates, x in [-1, 1]
-    "Pixels to screen coordinates: `x / w * 2 - [1, h / w]`."
-    _check_last(x, 2, 'normalize_screen', 'x')
-    x = _like(x, x); w, h = _like(w, x)[..., None], _like(h, x)[..., None]
-    if isinstance(x, torch.Tensor):  # scale all, then shift each channel of the fresh result (no (..., 2) broadcast)
-        out = x * (2 / w); out[..., 0].sub_(1); out[..., 1].sub_((h / w)[..., 0])
-        return out
-    return x * (2 / w) - np.concatenate([h * 0 + 1, h / w], -1)
-
-def denormalize_screen(x: np.ndarray | torch.Tensor, # (..., 2) screen coordinates
-                       w: float | np.ndarray | torch.Tensor, # image width px, scalar or broadcastable to x.shape[:-1]
-                       h: float | np.ndarray | torch.Tensor, # image height px
-                      ) -> np.ndarray | torch.Tensor: # (..., 2) pixels
-    "Screen coordinates to pixels (inverse of `normalize_screen`)."
-    _check_last(x, 2, 'denormalize_screen', 'x')
-    x = _like(x, x); w, h = _like(w, x)[..., None], _like(h, x)[..., None]
-    if isinstance(x, torch.Tensor):
-        out = x * (w / 2); out[..., 0].add_((w / 2)[..., 0]); out[..., 1].add_((h / 2)[..., 0])
-        return out
-    return (x + np.concatenate([h * 0 + 1, h / w], -1)) * (w / 2)
 
 # %% ../../nbs/00b_data.camera.ipynb #6736ecde
 H36M_CAMERA_IDS: tuple[str, ...] = ('54138969', '55011271', '58860488', '60457274')

@@ -106,15 +106,15 @@ def predict_sequence(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T,
         out = (acc / cnt.reshape(-1, *([1] * (acc.ndim - 1)))).astype(np.float32)
     return torch.from_numpy(out).to(x.device) if isinstance(x, torch.Tensor) else out
 
-# %% ../../nbs/03b_train.evaluate.ipynb #41df2a32
+# %% ../../nbs/03b_train.evaluate.ipynb #5291ed72
 def screen_input(seq:PoseSequence, # a PoseSequence: joints_2d (N, J, 2) px, confidence (N, J) or None, width, height px
+                 codec:PoseCodec=PoseCodec(), # the training encoding
                 ) -> np.ndarray: # (N, J, 3) float32: screen-normalised x, y and confidence
     "Model input of a `PoseSequence`: `PoseCodec.encode` of its pixels and confidence (the training encoding)."
-    size = np.array([seq.width, seq.height], np.float32)
-    return PoseCodec().encode(np.asarray(seq.joints_2d, np.float32), size,
-                              None if seq.confidence is None else np.asarray(seq.confidence, np.float32))
+    return codec.encode(np.asarray(seq.joints_2d, np.float32), np.array([seq.width, seq.height], np.float32),
+                        None if seq.confidence is None else np.asarray(seq.confidence, np.float32))
 
-# %% ../../nbs/03b_train.evaluate.ipynb #47728aa2
+# %% ../../nbs/03b_train.evaluate.ipynb #8fa791c8
 def _attr_str(v) -> str:
     "An HDF5 string attribute as `str` (h5py gives `str` for variable-length, bytes for fixed-length strings)."
     return v.decode() if isinstance(v, (bytes, np.bytes_)) else str(v)
@@ -130,7 +130,7 @@ def evaluate_cache(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J
                    skip_list:bool|Iterable[SkipEntry]=False, # H36M: drop MotionBERT's three S9 sequences
                    split:str='test', # which sequences of the cache
                    input_fn:Callable|None=None, # PoseSequence -> (N, J, C) model input; None: `screen_input`
-                   decode:Callable|None=None, # (prediction (N, J, 3), PoseSequence) -> (N, J, 3) mm; None: metres × 1000
+                   decode:Callable|None=None, # (prediction (N, J, 3), PoseSequence) -> (N, J, 3) mm; None: `PoseCodec.decode_3d` (metres × 1000)
                    tail:str='pad', # last window: 'pad', 'shift' or 'drop' (frames after the last whole window unscored)
                    batch_size:int=64, # windows per predict_fn call
                    device:str|torch.device|None=None, # device of the input windows
@@ -139,7 +139,7 @@ def evaluate_cache(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J
                   ) -> EvalResult:
     "Predict every `split` sequence of a pose cache and evaluate it with the dataset's protocol."
     with PoseCache(cache_path) as c:
-        skel = get_skeleton(c.joints)
+        skel = get_skeleton(c.joints); codec = PoseCodec.for_skeleton(skel)
         ds = dataset or ('mpi_inf_3dhp' if c.joints.startswith('mpi') else 'h36m')
         if ds not in ('h36m', 'mpi_inf_3dhp'): raise ValueError(f"dataset must be 'h36m' or 'mpi_inf_3dhp', got {ds!r}")
         if ds == 'mpi_inf_3dhp':
@@ -154,11 +154,11 @@ def evaluate_cache(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J
             if ds == 'h36m' and skip and is_skipped(str(c.seqs.subject[i]), str(c.seqs.action[i]), skip,
                                                    ids=(int(c.seqs.action_id[i]), int(c.seqs.subaction[i]))): continue
             s = c.sequence(int(i))
-            x = (input_fn or screen_input)(s)
+            x = input_fn(s) if input_fn is not None else screen_input(s, codec)
             p = predict_sequence(predict_fn, x, clip_len, stride, flip_tta, flip_perm or skel.flip_perm, tail, batch_size, device)
             scored = np.isfinite(p).all(axis=(1, 2))            # 'drop': frames after the last whole window are not scored
             if not scored.any(): continue
-            p = np.asarray(decode(p, s) if decode is not None else p.astype(np.float64) * 1000., np.float64)
+            p = np.asarray(decode(p, s) if decode is not None else codec.decode_3d(p.astype(np.float64)), np.float64)
             preds[s.name], meta[s.name] = p[scored], dict(subject=s.subject, action=s.action, action_id=s.action_id, subaction=s.subaction)
             g = s.joints_3d[scored]
             if ds == 'mpi_inf_3dhp':
@@ -177,7 +177,7 @@ def evaluate_cache(predict_fn:Callable[[torch.Tensor], torch.Tensor], # (B, T, J
         r.settings['gt'] = 'joints_3d_univ' if all(univ) else ('joints_3d' if not any(univ) else 'joints_3d_univ where present, else joints_3d')
     r.predictions = preds
     r.settings.update(cache=str(cache_path), split=split, joints=skel.name, clip_len=clip_len, stride=stride or clip_len,
-                      tail=tail, flip_tta=flip_tta, decode='metres × 1000' if decode is None else getattr(decode, '__name__', 'custom'),
+                      tail=tail, flip_tta=flip_tta, decode=f'PoseCodec.decode_3d: {codec.TO_MM.text}' if decode is None else getattr(decode, '__name__', 'custom'),
                       input='screen_input' if input_fn is None else getattr(input_fn, '__name__', 'custom'), input_2d=input_2d)
     return r
 
