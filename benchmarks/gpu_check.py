@@ -67,7 +67,7 @@ def cli(c: Check) -> dict:
     p = sh(HPE + ['fit', '--resume', 'run.name=q', f'run.out_dir={out}', 'stages=[finetune]', 'finetune.epochs=4'])
     r['resume'] = 'resuming at epoch 3 of 4' in p.stdout; r['resume_s'] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    p = sh(HPE + ['eval', '--checkpoint', str(out/'q'), '--data', str(out/'data'/'synthetic_h36m.h5')])
+    p = sh(HPE + ['eval', '--checkpoint', str(out/'q'), '--data', s['cache']])   # the cache the run used (a file per data setting)
     m = re.search(r'MPJPE\D*([\d.]+)', p.stdout); r['eval_mpjpe'] = float(m.group(1)) if m else p.stdout[-300:]
     r['eval_s'] = round(time.perf_counter() - t, 1)
     from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results

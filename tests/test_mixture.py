@@ -11,7 +11,7 @@ import torch
 from hpe_pretrain.data.files import RunDir
 from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results, write_npz, write_openpose
 from hpe_pretrain.data.mixture import (KeypointClips, MixtureDataLoader, MixtureDataset, check_mixture_objective,
-                                       mixture_dataloaders, mixture_summary, parse_sources)
+                                       mixture_dataloaders, mixture_report, mixture_summary, parse_sources)
 from hpe_pretrain.data.loaders import PoseClipDataset
 from hpe_pretrain.data.prepare import prepare
 from hpe_pretrain.data.skeleton import convert_joints, get_skeleton, joint_map
@@ -173,6 +173,23 @@ def test_mpm_pretraining_step_on_mixture(data):
     assert [(s['name'], s['kind'], s['joints'], s['has_3d']) for s in summ] == [
         ('h36m.h5', 'cache', 'h36m17', True), ('3dhp', 'cache', 'mpi17', True), ('coco', 'keypoints', 'coco17', False)]
     assert summ[2]['tracks'] == 2 and summ[0]['clips'] == 32 and summ[0]['frames'] == 160
+
+
+def test_report_names_conversions_and_draws_per_clip(data):
+    "The start-of-run report: each source's joint conversion; expected draws per clip match the draws made; a note per oversampled source."
+    dls = mixture_dataloaders(data['srcs'], 'h36m17', clip_len=9, stride=4, bs=64, seed=0, n_draws=6000)
+    summ, ds = mixture_summary(dls), dls.train.dataset
+    assert [s['conversion'] for s in summ] == ['h36m17 as is', 'mpi17 -> h36m17: reordered',
+                                               'coco17 -> h36m17: pelvis, spine, thorax, head derived (means of their parts)']
+    drawn = np.bincount(ds.locate(dls.train.get_idxs())[0], minlength=3) / [len(p) for p in ds.parts]   # draws per clip, counted
+    np.testing.assert_allclose(drawn, [s['draws_per_clip'] for s in summ], rtol=0.1)
+    np.testing.assert_allclose([s['draws_per_clip'] for s in summ], 6000 * ds.probs / [len(p) for p in ds.parts], rtol=1e-3)
+    lines = mixture_report(dls, note_above=50).splitlines()
+    over = [s['name'] for s in summ if s['draws_per_clip'] > 50]
+    assert over and len(over) < 3 and lines[0].startswith('mixture of 3 sources, 6,000 clips drawn per epoch')
+    assert [l.split(' (')[0] for l in lines[5:]] == [f'note: {n}' for n in over], lines
+    assert all(f"{s['name']} " in lines[2 + i] and s['conversion'] in lines[2 + i] for i, s in enumerate(summ))
+    assert len(mixture_report(MixtureDataset(data['srcs'][:2], 'h36m17', clip_len=9, stride=4)).splitlines()) == 4   # no note
 
 
 # --- joint-set-aware loading -------------------------------------------------------------------------------------------

@@ -34,19 +34,24 @@ def test_fit_quick_outputs(quick):
     events = list((run_dir/'logs'/'tb'/'finetune').glob('events.out.tfevents.*'))
     assert events, 'no TensorBoard events'
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    ea = EventAccumulator(str(events[0].parent)); ea.Reload()
+    ea = EventAccumulator(str(events[0].parent), purge_orphaned_data=False); ea.Reload()   # every event as written
     assert {'train_loss', 'valid_loss'} <= set(ea.Tags()['scalars'])
+    steps = {tag: [e.step for e in ea.Scalars(tag)] for tag in ea.Tags()['scalars']}
+    assert all(all(a < b for a, b in zip(v, v[1:])) for v in steps.values()), steps   # one value per step and tag
+    per_epoch = len(steps['train_loss']) // 3                                          # 3 finetuning epochs
+    assert steps['train_loss'] == list(range(1, 3 * per_epoch + 1)) and steps['valid_loss'] == [per_epoch * e for e in (1, 2, 3)]
     hist = (run_dir/'logs'/'finetune_history.csv').read_text().splitlines()
     assert hist[0].startswith('epoch,train_loss,valid_loss,mpjpe_mm') and len(hist) == 1 + 3
     summary = json.loads((run_dir/'results'/'summary.json').read_text())
     assert summary['results']['finetune']['MPJPE'] > 0
+    assert Path(summary['cache']).is_absolute() and Path(summary['cache']).resolve().parent == (out/'data').resolve()   # named per data setting
     assert 'MPJPE' in r.stdout and 'per_action' in r.stdout and 'Average (action-wise)' in r.stdout
     print(f'fit --quick: {secs:.0f} s')
 
 def test_eval_h36m_and_3dhp_formats(quick, tmp_path):
     out, _, _ = quick
     run_dir = out/'quick'
-    h36m = out/'data'/'synthetic_h36m.h5'
+    h36m = json.loads((run_dir/'results'/'summary.json').read_text())['cache']   # the cache the run used (absolute)
     r = run([HPE, 'eval', '--checkpoint', str(run_dir), '--data', str(h36m), '--flip-tta'])
     assert r.returncode == 0, r.stderr
     assert 'h36m: MPJPE' in r.stdout and 'Walking' in r.stdout
@@ -59,6 +64,30 @@ def test_eval_h36m_and_3dhp_formats(quick, tmp_path):
 
 def _final_weights(run_dir):
     return torch.load(run_dir/'models'/'finetune_last.pth', map_location='cpu', weights_only=True)['model']
+
+def test_second_fit_refused_overwrite_starts_over_data_kept(tmp_path):
+    "`fit` into a finished run is refused (one line, both ways out); --overwrite leaves only the new run's files; other data settings get their own cache."
+    ov = TINY + ['pretrain.epochs=1', 'finetune.epochs=1', 'eval.flip_tta=false', f'run.out_dir={tmp_path}', 'run.name=r']
+    r = run([HPE, 'fit'] + ov)
+    assert r.returncode == 0, r.stderr[-3000:]
+    first = json.loads((tmp_path/'r'/'results'/'summary.json').read_text())
+    cache, config = Path(first['cache']), (tmp_path/'r'/'config.yaml').read_bytes()
+    before = cache.stat().st_mtime_ns, cache.stat().st_size
+    r = run([HPE, 'fit'] + ov)                                        # the same command again
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"hpe-pretrain fit: error: {tmp_path/'r'}: holds a finished run (config.yaml, 4 checkpoint(s)); `hpe-pretrain fit --resume "
+        f"{tmp_path/'r'}` continues it, --overwrite starts it over (its checkpoints, logs and results are removed; Python: "
+        f"fit_from_config(cfg, overwrite=True)), or choose another run.name"), r.stderr
+    assert (tmp_path/'r'/'config.yaml').read_bytes() == config
+    r = run([HPE, 'fit', '--overwrite'] + ov + ['stages=[finetune,eval]', 'data.synthetic.frames_per_seq=50'])   # other data, one stage
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{tmp_path/'r'}: --overwrite: removed the earlier run (models, logs, results, config.yaml)" in r.stdout
+    assert 'no pretraining checkpoint in this run' in r.stdout                                   # none left over to start from
+    assert sorted(p.name for p in (tmp_path/'r'/'models').iterdir()) == ['finetune_best.pth', 'finetune_last.pth']
+    second = json.loads((tmp_path/'r'/'results'/'summary.json').read_text())
+    assert Path(second['cache']) != cache and (cache.stat().st_mtime_ns, cache.stat().st_size) == before   # the first data untouched
+    r = run([HPE, 'fit', '--overwrite', '--resume', f"{tmp_path/'r'}"])
+    assert r.returncode == 2 and 'choose one' in r.stderr, r.stderr
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     ov = TINY + ['stages=[finetune]', 'finetune.epochs=4', 'data.synthetic.frames_per_seq=120', f'run.out_dir={tmp_path}']
@@ -142,7 +171,7 @@ def test_infer_command_on_coco_keypoints(quick, tmp_path):
     r = run([HPE, 'infer', '--checkpoint', str(out/'quick'), '--keypoints', str(kp), '--image-size', '1920', '1080',
              '--out', str(tmp_path/'video')])
     assert r.returncode == 0, r.stderr[-2000:]
-    assert 'track 1, 40 frames' in r.stdout, r.stdout
+    assert 'track 1 (longest of 2 tracks: 40 frames' in r.stdout, r.stdout
     with np.load(tmp_path/'video'/'poses_3d.npz') as z: assert z['poses_3d'].shape == (40, 17, 3) and np.isfinite(z['poses_3d']).all()
     assert (tmp_path/'video'/'animation.html').stat().st_size > 10_000
     r = run([HPE, 'infer', '--checkpoint', str(out/'quick'), '--keypoints', str(kp), '--out', str(tmp_path/'v2')])
@@ -182,12 +211,17 @@ def test_mixture_pretraining_then_finetune_init_from_across_joint_sets(tmp_path)
     assert [(m['name'], m['kind'], m['joints'], m['has_3d']) for m in mix] == [
         ('synthetic', 'cache', 'h36m17', True), ('synthetic_3dhp', 'cache', 'mpi17', True), ('coco', 'keypoints', 'coco17', False)]
     assert [round(m['probability'], 3) for m in mix] == [0.5, 0.25, 0.25] and all(m['clips'] > 0 for m in mix)
+    # printed at start: the sources, their joint conversions, the draws per clip; a note for the small 2D source drawn far more often
+    for m in mix: assert f"{m['name']} " in r.stdout and m['conversion'] in r.stdout
+    assert 'mpi17 -> h36m17: reordered' in r.stdout and 'coco17 -> h36m17: pelvis, spine, thorax, head derived' in r.stdout
+    note = [l for l in r.stdout.splitlines() if l.startswith('note: ')]
+    assert len(note) == 1 and note[0].startswith('note: coco (') and mix[2]['draws_per_clip'] > 4, (note, mix)
     # an mpi17 model starts from the h36m17 run: joint-indexed weights permuted by joint name, and the report says so
     r = run([HPE, 'fit', 'data=synthetic_3dhp', 'stages=[finetune,eval]', f'finetune.init_from={tmp_path/"mix"}'] + TINY +
             ['finetune.epochs=1', f'run.out_dir={tmp_path}', 'run.name=mpi'])
     assert r.returncode == 0, r.stderr[-3000:]
     enc = json.loads((tmp_path/'mpi'/'results'/'summary.json').read_text())['stages'][0]['encoder']
-    assert enc['joint_sets'] == ['h36m17', 'mpi17'] and enc['permuted'] and enc['source'].endswith('pretrain_best.pth'), enc
+    assert enc['joint_sets'] == ['h36m17', 'mpi17'] and enc['permuted'] and enc['source'].split(' (')[0].endswith('pretrain_best.pth'), enc
     assert 'permuted from h36m17 to mpi17 joint order' in r.stdout
     # 2D-only sources cannot feed an objective that needs 3D
     r = run([HPE, 'fit', src, 'pretrain.objective=motionbert', 'stages=[pretrain]'] + TINY + [f'run.out_dir={tmp_path}', 'run.name=bad'])

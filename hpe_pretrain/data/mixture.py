@@ -24,7 +24,7 @@ from .skeleton import JOINT_MAPS, get_skeleton, joint_map
 # %% auto #0
 __all__ = ['SOURCE_KINDS', 'MixtureSource', 'parse_sources', 'joint_conversion', 'convert_batch', 'keypoint_videos',
            'KeypointClips', 'CacheClips', 'MixtureDataset', 'MixtureDataLoader', 'mixture_dataloaders',
-           'mixture_summary', 'check_mixture_objective']
+           'describe_conversion', 'mixture_summary', 'mixture_report', 'check_mixture_objective']
 
 # %% ../../nbs/00j_data.mixture.ipynb #25c3c0d9
 SOURCE_KINDS = ('cache', 'keypoints')
@@ -297,7 +297,7 @@ class MixtureDataLoader(ClipDataLoader):
         "Same loader (seed and draws per epoch kept), as fastai's `new`."
         return super().new(dataset=dataset, cls=cls, **{'n_draws': self.n, **kwargs})
 
-# %% ../../nbs/00j_data.mixture.ipynb #68321e22
+# %% ../../nbs/00j_data.mixture.ipynb #17cc66fe
 def mixture_dataloaders(sources: Sequence[MixtureSource | Mapping | str | Path], # the sources (see `parse_sources`)
                         model_joints: str, # the model's joint set
                         clip_len: int, # T (the config's `data.clip_len`)
@@ -337,17 +337,49 @@ def mixture_dataloaders(sources: Sequence[MixtureSource | Mapping | str | Path],
                                          after_batch=Pipeline(after_batch, split_idx=0), **kw),
                        ClipDataLoader(va, shuffle=False, after_batch=Pipeline(after_batch, split_idx=1), **kw), device=device)
 
-def mixture_summary(dls: DataLoaders | MixtureDataset, # `mixture_dataloaders` (or the mixture)
+def describe_conversion(W: np.ndarray | None, # (J_dst, J_src) `joint_conversion`; None: the same joint set
+                        src: str, # the data's joint set
+                        dst: str, # the model's joint set
+                       ) -> str: # e.g. 'coco17 -> h36m17: pelvis, spine, thorax, head derived (means of their parts)'
+    "A joint conversion in words: as is, reordered, or which of the model's joints are derived or missing."
+    if W is None or (W.shape[0] == W.shape[1] and np.array_equal(W, np.eye(len(W)))): return f"{src} as is"
+    if _is_permutation(W): return f"{src} -> {dst}: reordered"
+    names = get_skeleton(dst).joints
+    derived, missing = [names[i] for i in range(len(W)) if (W[i] != 0).sum() > 1], [names[i] for i in range(len(W)) if not W[i].any()]
+    parts = ([f"{', '.join(derived)} derived (means of their parts)"] if derived else []) + (
+        [f"{', '.join(missing)} missing (confidence 0)"] if missing else [])
+    return f"{src} -> {dst}: " + ('; '.join(parts) or 'joints selected')
+
+def mixture_summary(dls: DataLoaders | MixtureDataset, # `mixture_dataloaders` (or the mixture: draws per epoch = its clips)
                    ) -> list[dict]: # one JSON-able dict per source
-    "Per source: name, kind, path, weight, probability, split, joints, clips, frames, has_3d (+ tracks, dropped pieces)."
-    ds = dls if isinstance(dls, MixtureDataset) else dls.train.dataset
+    "Per source: name, kind, path, weight, probability, split, joints, conversion, clips, frames, draws per clip and epoch, has_3d (+ tracks, dropped pieces)."
+    ds, n = (dls, len(dls)) if isinstance(dls, MixtureDataset) else (dls.train.dataset, dls.train.n)
     out = []
     for s, p, q in zip(ds.sources, ds.parts, ds.probs):
+        conv = ('; '.join(describe_conversion(W, j, ds.joints) for j, W in p.src_joints.items()) if s.kind == 'keypoints'
+                else describe_conversion(p.W, p.cache.joints, ds.joints))
         d = dict(name=s.name, kind=s.kind, path=s.path, weight=s.weight, probability=round(float(q), 6),
                  split=s.split if s.kind == 'cache' else None, joints='/'.join(p.src_joints) if s.kind == 'keypoints' else p.cache.joints,
-                 clips=len(p), frames=p.n_frames, has_3d=s.has_3d)
+                 conversion=conv, clips=len(p), frames=p.n_frames, draws_per_clip=round(float(n * q / len(p)), 3), has_3d=s.has_3d)
         out.append(d | (dict(tracks=p.n_tracks, dropped_pieces=p.dropped) if s.kind == 'keypoints' else {}))
     return out
+
+# %% ../../nbs/00j_data.mixture.ipynb #3e28e2ac
+def mixture_report(dls: DataLoaders | MixtureDataset, # `mixture_dataloaders` (or the mixture)
+                   note_above: float = 4.0, # a source whose clips are drawn more often than this per epoch gets a note
+                  ) -> str: # a table, then one note line per such source
+    "The sources of a mixture as a table (kind, clips, weight, share of draws, draws per clip and epoch, joint conversion), then notes."
+    summ = mixture_summary(dls)
+    ds = dls if isinstance(dls, MixtureDataset) else dls.train.dataset
+    n = len(ds) if isinstance(dls, MixtureDataset) else dls.train.n
+    rows = [('source', 'kind', 'clips', 'weight', 'share', 'draws/clip', 'joints')] + [
+        (d['name'], d['kind'], f"{d['clips']:,}", f"{d['weight']:g}", f"{d['probability']:.2f}", f"{d['draws_per_clip']:.1f}", d['conversion'])
+        for d in summ]
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    fmt = lambda r: '  ' + '  '.join(c.ljust(w[i]) if i in (0, 1, 6) else c.rjust(w[i]) for i, c in enumerate(r)).rstrip()
+    notes = [f"note: {d['name']} ({d['clips']:,} clips, weight {d['weight']:g}) is drawn ~{d['draws_per_clip']:.0f} times per clip per "
+             f"epoch: its clips repeat often (lower its weight, or give it more data)" for d in summ if d['draws_per_clip'] > note_above]
+    return '\n'.join([f"mixture of {len(summ)} sources, {n:,} clips drawn per epoch, model joints {ds.joints}:"] + [fmt(r) for r in rows] + notes)
 
 # %% ../../nbs/00j_data.mixture.ipynb #cec71da4
 def check_mixture_objective(sources: Sequence[MixtureSource | Mapping | str | Path], # the mixture's sources

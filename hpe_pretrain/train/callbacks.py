@@ -292,12 +292,13 @@ class PlainLogCallback(Callback):
         cells = [f'{v:.4f}' if isinstance(v, float) else str(v) for v in log]
         print('  '.join(c.rjust(w) for c, w in zip(cells, self._w)), flush=True)
 
-# %% ../../nbs/03d_train.callbacks.ipynb #c035e5d3
+# %% ../../nbs/03d_train.callbacks.ipynb #9394f473
 class PoseTensorBoard(TensorBoardCallback):
     "fastai's `TensorBoardCallback` (no model graph, no predictions) logging the numeric hyper-parameters only."
     def __init__(self, log_dir:str|Path): # the event files' folder
         super().__init__(str(log_dir), trace_model=False, log_preds=False)
     def after_batch(self):
+        if not self.training: return   # validation batches: the step has not moved
         self.writer.add_scalar('train_loss', self.smooth_loss, self.train_iter)
         for i, h in enumerate(self.opt.hypers):
             for k, v in h.items():

@@ -16,7 +16,7 @@ if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-f
 # %% auto #0
 __all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #97a10cae
+# %% ../../nbs/03g_train.cli.ipynb #d9c295a6
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -25,7 +25,7 @@ _EPILOG = """examples:
   hpe-pretrain fit experiment=h36m_to_3dhp          # a named protocol: train on H36M, evaluate on H36M and 3DHP
   hpe-pretrain fit --resume outputs/main            # continue an interrupted run with its own config
   hpe-pretrain prepare --dataset h36m --src ~/data/h36m --out data/h36m.h5
-  hpe-pretrain eval --checkpoint outputs/main --data outputs/data/synthetic_h36m.h5 --flip-tta
+  hpe-pretrain eval --checkpoint outputs/main --data data/h36m.h5 --flip-tta
   hpe-pretrain infer --checkpoint outputs/main --keypoints alphapose-results.json --image-size 1920 1080 --out outputs/video
   hpe-pretrain export --checkpoint outputs/main --format onnx   # -> outputs/main/export/finetune_best.onnx (+ .json)
   hpe-pretrain fit model=dstformer-base model.weights=MotionBERT/checkpoint/pretrain/latest_epoch.bin
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument('--resume', nargs='?', const=True, default=False, metavar='RUN',
                     help="continue an interrupted run with its own saved config: `--resume outputs/X`, or `--resume run.name=X` "
                          "(no RUN: the run the overrides name, default outputs/main); only epochs, device and logging keys may change")
+    pf.add_argument('--overwrite', action='store_true', help='start over in a run folder that already holds a run (its checkpoints, logs and results are removed)')
     pf.add_argument('--list', action='store_true', help='print the config keys (type, value, help), the models, the datasets and the experiments, then exit')
     pe = sub.add_parser('eval', help='evaluate a trained run, checkpoint, MotionBERT release or export with the published protocols',
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -147,7 +148,7 @@ def tune_malloc(mmap_threshold:int=256 << 20, # bytes: larger blocks are mapped 
     return ok and (mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(min(mmap_threshold, 2**31 - 1))) == 1
                    or mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(32 << 20)) == 1)
 
-# %% ../../nbs/03g_train.cli.ipynb #53cb9b0c
+# %% ../../nbs/03g_train.cli.ipynb #dbf01b6c
 QUICK = ('model=stmo-tiny', 'data.clip_len=27', 'data.stride=27', 'data.synthetic.frames_per_seq=120',
          'pretrain.epochs=3', 'finetune.epochs=3', 'scratch.epochs=3', 'train.bs=64', 'train.tensorboard=true',
          'run.name=quick')  # `--quick`: the whole pipeline in well under two minutes on 2 CPU cores
@@ -173,6 +174,7 @@ def fit_command(overrides:Sequence[str]=(), # `key=value` config overrides
                 config:str|Path|None=None, # start from a saved run config
                 resume:bool|str|Path=False, # continue an interrupted run: True (the run the overrides name) or its folder
                 list_config:bool=False, # print the config, models and datasets instead of running
+                overwrite:bool=False, # start over in a run folder that holds a run (its files removed)
                ) -> dict|None:
     "`hpe-pretrain fit`: compose the config, then run `fit_from_config`."
     from hpe_pretrain.train.config import load_config, load_saved_config, list_configs, describe_config, resume_config, list_experiments
@@ -188,7 +190,7 @@ def fit_command(overrides:Sequence[str]=(), # `key=value` config overrides
     from hpe_pretrain.train.pipeline import fit_from_config   # torch, fastai: imported before the allocator is tuned,
     from hpe_pretrain.train.distributed import world          # as measured (the heap they leave changes what reuse gains)
     if cfg.run.get('malloc_tuning', True): tune_malloc()
-    try: summary = fit_from_config(cfg)
+    try: summary = fit_from_config(cfg, overwrite=overwrite)
     except KeyboardInterrupt:   # Ctrl-C: one line that says how to go on (the CLI prints it without a traceback)
         raise KeyboardInterrupt(_interrupted(RunDir(Path(cfg.run.out_dir)/cfg.run.name))) from None
     if world()[0] == 0:  # the run report (hpe_pretrain.viz, imported here at the edge: training never depends on viz)
@@ -233,7 +235,7 @@ def export_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside
     from hpe_pretrain.train.lifting import export_lifting_model
     return export_lifting_model(checkpoint, fmt, out=out, clip_len=clip_len, motionbert_config=motionbert_config)
 
-# %% ../../nbs/03g_train.cli.ipynb #3dd82f73
+# %% ../../nbs/03g_train.cli.ipynb #ccb1b767
 def _error_line(e: BaseException, # any error of a command
                 args: argparse.Namespace, # the parsed command line (its file options are named for context)
                ) -> str: # one line
@@ -273,7 +275,7 @@ def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.ar
                 from hpe_pretrain.data.prepare import prepare_from_args
                 prepare_from_args(args)
             elif args.command == 'fit':
-                fit_command(args.overrides, quick=args.quick, config=args.config, resume=args.resume, list_config=args.list)
+                fit_command(args.overrides, quick=args.quick, config=args.config, resume=args.resume, list_config=args.list, overwrite=args.overwrite)
             elif args.command == 'eval':
                 eval_command(args.checkpoint, args.data, aggregation=args.aggregation, flip_tta=args.flip_tta, skip_list=args.skip_list,
                              stride=args.stride, out=args.out, pck_joints=args.pck_joints, protocol=args.protocol, device=args.device,
