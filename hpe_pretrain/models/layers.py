@@ -74,7 +74,7 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.p)
     def extra_repr(self) -> str: return f"p={self.p}"
 
-# %% ../../nbs/02a_models.layers.ipynb #002c1f2a
+# %% ../../nbs/02a_models.layers.ipynb #87b527da
 SDPA_MAX_BATCH = 1 << 15   # sequences per fused-attention call (CUDA grids hold at most 65,535 rows)
 
 def sdpa(q: torch.Tensor, # (N, H, L, d) queries of N sequences

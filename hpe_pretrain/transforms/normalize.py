@@ -149,6 +149,11 @@ class PoseCodec:
                  ) -> Tensor | np.ndarray: # (..., J, 3) root-relative millimetres
         "A prediction in root-relative millimetres (what the metrics compare)."
         return root_relative(pred, self.root) * 1000.0
+    def decode_3d(self, pred: Tensor | np.ndarray, # (..., J, 3) root-relative metres (a prediction or the target `y3d`)
+                  root3d: Tensor | np.ndarray | None = None, # (..., 3) root trajectory, metres; None: stay root-relative
+                 ) -> Tensor | np.ndarray: # (..., J, 3) millimetres (absolute when `root3d` is given)
+        "Metres -> millimetres as the metrics compare them: `(pred [+ root3d]) * 1000` (the root is not re-zeroed)."
+        return (pred if root3d is None else absolute_3d(pred, root3d)) * 1000.0
     def describe(self) -> dict:
         "The convention as JSON-able data (for sidecars and result files)."
         return dict(name=self.name, channels=['x', 'y', 'confidence'],
