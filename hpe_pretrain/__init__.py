@@ -26,7 +26,6 @@ Modules:
 - `hpe_pretrain.models.stmo`: A lighter lifting transformer of the P-STMO / MixSTE family with the same interface as `DSTformer`, plus a masked-pose-modelling mode whose encoder sees only the visible frames.
 - `hpe_pretrain.testing`: Synthetic batches, a tiny pose cache and a tiny learner for tests, demos and benchmarks (as fastai's `test_utils`): nothing in the package depends on them.
 - `hpe_pretrain.train.callbacks`: Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard, CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop.
-- `hpe_pretrain.train.cli`: One console script for the whole pipeline: `prepare` datasets into the pose cache, `fit` (pretrain → finetune → evaluate) from YAML configs, `eval` a checkpoint with the published protocols.
 - `hpe_pretrain.train.config`: YAML configs shipped in the package, checked against a typed schema (OmegaConf structured configs) and overridden from the command line.
 - `hpe_pretrain.train.distributed`: The process's rank under `torchrun`, fastai's DDP trainer made safe for CPU (gloo), and a digest of a model's weights to compare ranks and runs.
 - `hpe_pretrain.train.evaluate`: Whole-sequence inference with sliding windows and flip TTA, and a model (or any `predict_fn`) evaluated on a pose cache with the Human3.6M and MPI-INF-3DHP protocols of `train.eval_protocols`, results written per run.
