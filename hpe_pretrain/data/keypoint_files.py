@@ -445,22 +445,39 @@ def _mmpose_item(x) -> bool: return isinstance(x, list) or (isinstance(x, dict) 
 def _detection(x) -> bool: return isinstance(x, dict) and 'image_id' in x and 'keypoints' in x and not _mmpose_item(x)
 def _alphapose_item(x) -> bool: return _detection(x) and (isinstance(x['image_id'], str) or 'idx' in x or 'box' in x)
 
-def sniff_coco_results(path: Path, head: FileHead) -> bool:
+def sniff_coco_results(path: Path, # the file or folder
+                       head: FileHead, # its start as JSON, parsed on demand
+                      ) -> bool: # True: coco_results
     "A JSON list of detections `{image_id: int, keypoints, ...}` (no AlphaPose `idx`/`box`)."
     return _detection(x := _item(head)) and not _alphapose_item(x)
-def sniff_coco_annotations(path: Path, head: FileHead) -> bool:
+
+def sniff_coco_annotations(path: Path, # the file or folder
+                           head: FileHead, # its start as JSON, parsed on demand
+                          ) -> bool: # True: coco_annotations
     "A JSON object with `images` and `annotations` (COCO, PoseTrack18)."
     return _annotations(_object(head))
-def sniff_alphapose(path: Path, head: FileHead) -> bool:
+
+def sniff_alphapose(path: Path, # the file or folder
+                    head: FileHead, # its start as JSON, parsed on demand
+                   ) -> bool: # True: alphapose
     "A JSON list of detections with a file-name `image_id`, or AlphaPose's `idx` / `box`."
     return _alphapose_item(_item(head))
-def sniff_openpose(path: Path, head: FileHead) -> bool:
+
+def sniff_openpose(path: Path, # the file or folder
+                   head: FileHead, # its start as JSON, parsed on demand
+                  ) -> bool: # True: openpose
     "A folder (of `*_keypoints.json`), or one OpenPose frame `{people: [...]}`."
     return path.is_dir() or ('people' in (d := _object(head)) and not _annotations(d))
-def sniff_mmpose(path: Path, head: FileHead) -> bool:
+
+def sniff_mmpose(path: Path, # the file or folder
+                 head: FileHead, # its start as JSON, parsed on demand
+                ) -> bool: # True: mmpose
     "mmpose predictions: `{instance_info: ...}`, or a list of frames (lists of instances or `{instances}`)."
     d = _object(head)
     return ('instance_info' in d and 'people' not in d and not _annotations(d)) or _mmpose_item(_item(head))
-def sniff_npz(path: Path, head: FileHead) -> bool:
+
+def sniff_npz(path: Path, # the file or folder
+              head: FileHead, # its start as JSON, parsed on demand
+             ) -> bool: # True: npz
     "A `.npz` / `.npy` array file (its name says so; never read as text)."
     return path.suffix in ('.npz', '.npy') and not path.is_dir()

@@ -115,7 +115,10 @@ def learner_metric(name:str, # a key of `H36M_METRICS`
                   ) -> Callable[[Tensor, dict], Tensor]: # `f(pred, b)`, named after the metric's `learner` name
     "A fastai metric function of `H36M_METRICS[name]`: the prediction against `b['y3d']`, both decoded to mm in float32."
     m = H36M_METRICS[name]
-    def f(pred:Tensor, b:dict) -> Tensor: return m.fn(codec.decode_3d(pred.float()), codec.decode_3d(b['y3d'].float()))
+    def f(pred:Tensor, # (B, T, J, 3) root-relative metres
+          b:dict, # the batch (target 'y3d', metres)
+         ) -> Tensor: # the metric in mm (scalar)
+        return m.fn(codec.decode_3d(pred.float()), codec.decode_3d(b['y3d'].float()))
     f.__name__ = f.__qualname__ = m.learner or f"{name.lower().replace('-', '_')}_mm"
     f.__doc__ = f"{name} in mm of root-relative predictions (metres) against `b['y3d']` (the protocols also zero the predicted root)."
     return f
