@@ -8,8 +8,9 @@ import pytest
 
 from hpe_pretrain.data.files import write_text_atomic
 from hpe_pretrain.data.keypoints import (
-    KeypointTrack, detect_format, fill_gaps, fill_undetected, link_detections, pick_track, read_keypoints, require_image_size,
-    write_alphapose, write_coco_annotations, write_coco_results, write_mmpose, write_npz, write_openpose)
+    KEYPOINT_FORMATS, FileHead, KeypointFormat, KeypointTrack, detect_format, fill_gaps, fill_undetected, link_detections, pick_track,
+    read_keypoints, read_track, require_image_size, write_alphapose, write_coco_annotations, write_coco_results, write_mmpose, write_npz,
+    write_openpose)
 from hpe_pretrain.data.skeleton import get_skeleton
 
 T = 30
@@ -226,3 +227,55 @@ def test_linking_one_person_is_vectorised(monkeypatch):
     kp = _person(0, 0, 1.0, 17, np.random.default_rng(0))[None] + np.c_[np.arange(n) * 2., np.zeros(n)][:, None].astype(np.float32)
     lab = link_detections(np.arange(n), kp, np.ones((n, 17), np.float32))
     assert (lab == 0).all() and len(calls) < 10
+
+
+# ---- the format table: a new format is one reader + one line of KEYPOINT_FORMATS ----
+
+def _read_txt(path, joints=None, image_size=None):
+    "A toy format: one line per frame, J × (x, y, score)."
+    a = np.loadtxt(path, ndmin=2)
+    a = a.reshape(len(a), -1, 3)
+    w, h = image_size or (None, None)
+    return [KeypointTrack(0, np.arange(len(a)), a[..., :2], a[..., 2], joints or 'coco17', w, h, source=str(path))]
+
+
+@pytest.fixture
+def toy_format(monkeypatch):
+    "The toy `txt` format registered for one test (monkeypatch restores the table)."
+    monkeypatch.setitem(KEYPOINT_FORMATS, 'txt', KeypointFormat(lambda p, head: p.suffix == '.txt', _read_txt, 'TOY one line per frame'))
+    yield 'txt'
+
+
+def test_toy_format_is_detected_read_and_in_infer_help(tmp_path, toy_format, capsys):
+    t = _crossing('coco17')[0]
+    np.savetxt(tmp_path / 'walk.txt', np.concatenate([t.keypoints, t.confidence[..., None]], -1).reshape(T, -1))
+    assert detect_format(tmp_path / 'walk.txt') == 'txt'
+    got = read_keypoints(tmp_path / 'walk.txt', image_size=(640, 480))
+    np.testing.assert_allclose(got[0].keypoints, t.keypoints, atol=1e-4)
+    assert (got[0].width, got[0].height) == (640, 480)
+    pieces, report = read_track(tmp_path / 'walk.txt', fmt='txt', image_size=(640, 480), dst='h36m17')
+    assert pieces[0].joints == 'h36m17' and report.frames == T
+    with pytest.raises(ValueError, match=r"walk\.txt: video: only for OpenPose folders, not txt"):
+        read_keypoints(tmp_path / 'walk.txt', video='x')
+    from hpe_pretrain.train.cli import main
+    assert main(['infer', '--help']) == 0
+    assert 'txt: TOY one line per frame' in ' '.join(capsys.readouterr().out.split())
+
+
+def test_toy_format_is_gone_after_the_fixture():
+    assert 'txt' not in KEYPOINT_FORMATS and list(KEYPOINT_FORMATS) == ['coco_results', 'coco_annotations', 'alphapose', 'openpose', 'mmpose', 'npz']
+
+
+def test_each_written_file_is_claimed_by_exactly_one_format(tmp_path):
+    "The built-in sniffs exclude each other: detection does not depend on the table's order."
+    files = {'coco_results': write_coco_results(_crossing('coco17'), tmp_path / 'r.json'),
+             'alphapose': write_alphapose(_crossing('halpe26'), tmp_path / 'a.json'),
+             'openpose': write_openpose(_crossing('body25'), tmp_path / 'op'),
+             'mmpose': write_mmpose(_crossing('coco17'), tmp_path / 'm.json'),
+             'npz': write_npz(_crossing('coco17')[0], tmp_path / 'k.npz'),
+             'coco_annotations': write_coco_annotations([replace(t, width=640, height=480) for t in _crossing('coco17')], tmp_path / 'c.json')}
+    files['mmpose_list'] = write_mmpose(_crossing('coco17'), tmp_path / 'm2.json', frame_ids=False)
+    files['openpose_file'] = sorted((tmp_path / 'op').glob('*.json'))[0]
+    for want, path in files.items():
+        claims = [k for k, f in KEYPOINT_FORMATS.items() if f.sniff(path, FileHead(path))]
+        assert claims == [want.split('_list')[0].split('_file')[0]], (path, claims)

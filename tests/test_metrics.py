@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hpe_pretrain.train.metrics import (mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_JOINT_GROUPS,
-                                  mpi_pck_groups, group_joints)
+                                  mpi_pck_groups, group_joints, H36M_METRICS, Metric)
 from hpe_pretrain.train.evaluate import evaluate_h36m, evaluate_3dhp, is_skipped, predict_sequence, H36M_ACTIONS
 
 
@@ -164,3 +164,63 @@ def test_3dhp_pck_joints():
     assert r17.tables['per_joint_group'][-1]['joints'] == 17 and r14.summary['MPJPE'] == r17.summary['MPJPE']
     with pytest.raises(ValueError, match='pck_joints'):
         evaluate_3dhp({'TS1/a/0': p}, {'TS1/a/0': g}, pck_joints=16)
+
+
+# ---- the metric table: a new metric is one function + one line of H36M_METRICS ----
+
+def max_joint_error(pred, gt, reduce=True):
+    "Toy metric: the worst joint's error of each frame (mm)."
+    e = np.linalg.norm(np.asarray(pred) - np.asarray(gt), axis=-1).max(-1)
+    return e.mean() if reduce else e
+
+
+@pytest.fixture
+def toy_metric(monkeypatch):
+    "MaxJE registered for one test (monkeypatch restores the table)."
+    monkeypatch.setitem(H36M_METRICS, 'MaxJE', Metric(max_joint_error, learner='maxje_mm'))
+    yield 'MaxJE'
+
+
+def _two_actions():
+    rng = np.random.default_rng(3)
+    g = {f'S9/{a}/c{c}': rng.normal(size=(n, 5, 3)) * 100 for a, n in (('Eating 1', 10), ('Posing', 30)) for c in range(2)}
+    p = {k: v + rng.normal(size=v.shape) * 10 for k, v in g.items()}
+    return p, g
+
+
+def test_toy_metric_in_every_table(toy_metric):
+    p, g = _two_actions()
+    res = evaluate_h36m(p, g, root=None)
+    assert list(res.summary)[:5] == ['MPJPE', 'P-MPJPE', 'N-MPJPE', 'MPJVE', 'MaxJE']
+    for table in ('per_sequence', 'per_action', 'aggregations'):
+        assert all('MaxJE' in r for r in res.tables[table]), table
+    seq = {r['sequence']: r['MaxJE'] for r in res.tables['per_sequence']}
+    for k in g: np.testing.assert_allclose(seq[k], max_joint_error(p[k], g[k]), rtol=1e-12)
+    per_action = [np.mean(np.concatenate([max_joint_error(p[k], g[k], False) for k in g if a in k])) for a in ('Eating', 'Posing')]
+    np.testing.assert_allclose(res.summary['MaxJE'], np.mean(per_action), rtol=1e-12)          # action-wise: mean of frame pools
+    fw = evaluate_h36m(p, g, root=None, aggregation='frame-wise').summary['MaxJE']
+    np.testing.assert_allclose(fw, np.mean(np.concatenate([max_joint_error(p[k], g[k], False) for k in g])), rtol=1e-12)
+    assert res.settings['protocol'].endswith('MPJVE (mm/frame), MaxJE')
+    from hpe_pretrain.train.learner import lift_metrics
+    assert [m.name for m in lift_metrics()] == ['mpjpe_mm', 'p_mpjpe_mm', 'maxje_mm']          # and the learner tracks it
+
+
+def test_metric_table_is_restored_and_numbers_unchanged():
+    assert list(H36M_METRICS) == ['MPJPE', 'P-MPJPE', 'N-MPJPE', 'MPJVE']
+    p, g = _two_actions()
+    res = evaluate_h36m(p, g, root=None, aggregation='frame-wise')
+    pooled = lambda f: np.mean(np.concatenate([f(p[k], g[k], reduce=False) for k in g]))
+    np.testing.assert_allclose([res.summary[k] for k in ('MPJPE', 'P-MPJPE', 'N-MPJPE')], [pooled(mpjpe), pooled(p_mpjpe), pooled(n_mpjpe)], rtol=1e-12)
+    w = {k: len(v) for k, v in g.items()}                                                          # MPJVE: sequences weighted by frames
+    np.testing.assert_allclose(res.summary['MPJVE'], sum(w[k] * mpjve(p[k], g[k]) for k in g) / sum(w.values()), rtol=1e-12)
+
+
+def test_learner_metric_decodes_through_the_codec():
+    from hpe_pretrain.train.learner import mpjpe_mm, p_mpjpe_mm
+    from hpe_pretrain.transforms.normalize import PoseCodec
+    y = torch.randn(2, 4, 17, 3, dtype=torch.float64); pred = y + 0.01 * torch.randn_like(y)
+    b = {'y3d': y}
+    c = PoseCodec()
+    assert mpjpe_mm(pred, b) == mpjpe(c.decode_3d(pred.float()), c.decode_3d(y.float()))
+    assert p_mpjpe_mm(pred, b) == p_mpjpe(c.decode_3d(pred.float()), c.decode_3d(y.float()))
+    assert (mpjpe_mm.__name__, p_mpjpe_mm.__name__) == ('mpjpe_mm', 'p_mpjpe_mm')

@@ -1,5 +1,4 @@
-"""Readers and writers of the 2D keypoint files of common pose estimators (COCO results and annotations, PoseTrack18,
-AlphaPose, OpenPose folders, mmpose, plain arrays), with every score, name, size and number checked.
+"""Readers and writers of the 2D keypoint files of common pose estimators (COCO results and annotations, PoseTrack18, AlphaPose, OpenPose folders, mmpose, plain arrays), with every score, name, size and number checked, and how each format is recognised.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoint_files.html.md"""
 
@@ -18,7 +17,8 @@ from .keypoint_tracks import (KeypointTrack, _fill, _some, check_image_size, ima
 # %% auto #0
 __all__ = ['MAX_SCORE', 'MAX_COORD', 'MAX_FRAME', 'read_coco_results', 'write_coco_results', 'read_coco_annotations',
            'write_coco_annotations', 'read_alphapose', 'write_alphapose', 'openpose_videos', 'read_openpose',
-           'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz']
+           'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz', 'FileHead', 'sniff_coco_results',
+           'sniff_coco_annotations', 'sniff_alphapose', 'sniff_openpose', 'sniff_mmpose', 'sniff_npz']
 
 # %% ../../nbs/00i_data.keypoint_files.ipynb #2951a97c
 MAX_SCORE = 2.0        # scores above 1 up to this are clipped to 1; larger ones are refused
@@ -421,3 +421,63 @@ def write_npz(track: KeypointTrack, # the track (its frames are not stored)
     with atomic_write(path) as tmp, open(tmp, 'wb') as fh:
         np.savez(fh, keypoints=np.concatenate([track.keypoints, track.confidence[..., None]], -1))
     return Path(path)
+
+# %% ../../nbs/00i_data.keypoint_files.ipynb #a9439efc
+class FileHead:
+    "The start of a keypoint file as JSON, parsed once on the first call (None: a folder, or not JSON text)."
+    def __init__(self, path: str | Path): # a keypoint file or folder
+        self.path, self._read, self._value = Path(path), False, None
+    def __call__(self) -> dict | list | None: # a JSON object, [first item] of a list, [], or None
+        if not self._read:
+            self._read = True
+            try:
+                with open(self.path, 'rb') as f:
+                    while (chunk := f.read(4096)) and not chunk.strip(): pass
+                if chunk.lstrip()[:1] in (b'{', b'['): self._value = _load_json(self.path, first=True)
+            except (OSError, ValueError): pass   # a folder, unreadable or not JSON: `detect_format` reports the file's error
+        return self._value
+
+# %% ../../nbs/00i_data.keypoint_files.ipynb #79f4c234
+def _item(head: FileHead): v = head(); return v[0] if isinstance(v, list) and v else None
+def _object(head: FileHead) -> dict: v = head(); return v if isinstance(v, dict) else {}
+def _annotations(d: dict) -> bool: return 'images' in d and 'annotations' in d
+def _mmpose_item(x) -> bool: return isinstance(x, list) or (isinstance(x, dict) and ('instances' in x or 'keypoint_scores' in x))
+def _detection(x) -> bool: return isinstance(x, dict) and 'image_id' in x and 'keypoints' in x and not _mmpose_item(x)
+def _alphapose_item(x) -> bool: return _detection(x) and (isinstance(x['image_id'], str) or 'idx' in x or 'box' in x)
+
+def sniff_coco_results(path: Path, # the file or folder
+                       head: FileHead, # its start as JSON, parsed on demand
+                      ) -> bool: # True: coco_results
+    "A JSON list of detections `{image_id: int, keypoints, ...}` (no AlphaPose `idx`/`box`)."
+    return _detection(x := _item(head)) and not _alphapose_item(x)
+
+def sniff_coco_annotations(path: Path, # the file or folder
+                           head: FileHead, # its start as JSON, parsed on demand
+                          ) -> bool: # True: coco_annotations
+    "A JSON object with `images` and `annotations` (COCO, PoseTrack18)."
+    return _annotations(_object(head))
+
+def sniff_alphapose(path: Path, # the file or folder
+                    head: FileHead, # its start as JSON, parsed on demand
+                   ) -> bool: # True: alphapose
+    "A JSON list of detections with a file-name `image_id`, or AlphaPose's `idx` / `box`."
+    return _alphapose_item(_item(head))
+
+def sniff_openpose(path: Path, # the file or folder
+                   head: FileHead, # its start as JSON, parsed on demand
+                  ) -> bool: # True: openpose
+    "A folder (of `*_keypoints.json`), or one OpenPose frame `{people: [...]}`."
+    return path.is_dir() or ('people' in (d := _object(head)) and not _annotations(d))
+
+def sniff_mmpose(path: Path, # the file or folder
+                 head: FileHead, # its start as JSON, parsed on demand
+                ) -> bool: # True: mmpose
+    "mmpose predictions: `{instance_info: ...}`, or a list of frames (lists of instances or `{instances}`)."
+    d = _object(head)
+    return ('instance_info' in d and 'people' not in d and not _annotations(d)) or _mmpose_item(_item(head))
+
+def sniff_npz(path: Path, # the file or folder
+              head: FileHead, # its start as JSON, parsed on demand
+             ) -> bool: # True: npz
+    "A `.npz` / `.npy` array file (its name says so; never read as text)."
+    return path.suffix in ('.npz', '.npy') and not path.is_dir()

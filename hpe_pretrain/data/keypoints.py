@@ -1,5 +1,4 @@
-"""Read the 2D detections of common pose estimators (COCO, AlphaPose, OpenPose, mmpose, plain arrays) in any format,
-and prepare one person's track for lifting, with an account of what was done — the input of lifting a video of your own.
+"""Read the 2D detections of common pose estimators (COCO, AlphaPose, OpenPose, mmpose, plain arrays) in any format, and prepare one person's track for lifting, with an account of what was done.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoints.html.md"""
 
@@ -7,69 +6,78 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoints.html.md"""
 
 # %% ../../nbs/00i_data.keypoints.ipynb #d9f4d777
 from __future__ import annotations
+import inspect
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from .keypoint_tracks import (KeypointTrack, TrackReport, not_detected, fill_undetected, convert_keypoints,
                                                link_detections, pick_track, fill_gaps, check_max_gap, check_image_size,
                                                image_size_warning, require_image_size, MAX_IMAGE_SIDE)
 from .keypoint_files import (MAX_SCORE, MAX_COORD, MAX_FRAME, joints_from_names, openpose_videos, _load_json, _err,
                                               read_coco_results, write_coco_results, read_coco_annotations, write_coco_annotations,
                                               read_alphapose, write_alphapose, read_openpose, write_openpose, read_mmpose, write_mmpose,
-                                              read_npz, write_npz)
+                                              read_npz, write_npz, FileHead, sniff_coco_results, sniff_coco_annotations,
+                                              sniff_alphapose, sniff_openpose, sniff_mmpose, sniff_npz)
 _all_ = ['KeypointTrack', 'TrackReport', 'not_detected', 'fill_undetected', 'convert_keypoints', 'link_detections', 'pick_track',
          'fill_gaps', 'check_max_gap', 'check_image_size', 'image_size_warning', 'require_image_size', 'MAX_IMAGE_SIDE',
          'MAX_SCORE', 'MAX_COORD', 'MAX_FRAME', 'joints_from_names', 'openpose_videos',
          'read_coco_results', 'write_coco_results', 'read_coco_annotations', 'write_coco_annotations', 'read_alphapose',
-         'write_alphapose', 'read_openpose', 'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz']
+         'write_alphapose', 'read_openpose', 'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz', 'FileHead']
 
 # %% auto #0
-__all__ = ['FORMATS', 'detect_format', 'read_keypoints', 'read_track', 'KeypointTrack', 'TrackReport', 'not_detected',
-           'fill_undetected', 'convert_keypoints', 'link_detections', 'pick_track', 'fill_gaps', 'check_max_gap',
-           'check_image_size', 'image_size_warning', 'require_image_size', 'MAX_IMAGE_SIDE', 'MAX_SCORE', 'MAX_COORD',
-           'MAX_FRAME', 'joints_from_names', 'openpose_videos', 'read_coco_results', 'write_coco_results',
-           'read_coco_annotations', 'write_coco_annotations', 'read_alphapose', 'write_alphapose', 'read_openpose',
-           'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz']
+__all__ = ['KEYPOINT_FORMATS', 'KeypointFormat', 'detect_format', 'read_keypoints', 'read_track', 'KeypointTrack', 'TrackReport',
+           'not_detected', 'fill_undetected', 'convert_keypoints', 'link_detections', 'pick_track', 'fill_gaps',
+           'check_max_gap', 'check_image_size', 'image_size_warning', 'require_image_size', 'MAX_IMAGE_SIDE',
+           'MAX_SCORE', 'MAX_COORD', 'MAX_FRAME', 'joints_from_names', 'openpose_videos', 'read_coco_results',
+           'write_coco_results', 'read_coco_annotations', 'write_coco_annotations', 'read_alphapose', 'write_alphapose',
+           'read_openpose', 'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz', 'FileHead']
 
 # %% ../../nbs/00i_data.keypoints.ipynb #59abb8e0
-FORMATS = ('coco_results', 'coco_annotations', 'alphapose', 'openpose', 'mmpose', 'npz')
+@dataclass(frozen=True)
+class KeypointFormat:
+    "One 2D keypoint file format: how to recognise it, how to read it, and its line of help."
+    sniff: Callable[[Path, FileHead], bool] # (path, head) -> True for a file (or folder) in this format
+    reader: Callable[..., list[KeypointTrack]] # reader(path, ...): gets the options of `read_keypoints` it names
+    help: str # one line for `hpe-pretrain infer --help`
 
+KEYPOINT_FORMATS: dict[str, KeypointFormat] = {   # name -> format; `--format` names, tried in this order
+    'coco_results': KeypointFormat(sniff_coco_results, read_coco_results, 'COCO keypoint results (a JSON list of detections)'),
+    'coco_annotations': KeypointFormat(sniff_coco_annotations, read_coco_annotations, 'COCO or PoseTrack18 annotations'),
+    'alphapose': KeypointFormat(sniff_alphapose, read_alphapose, "AlphaPose's alphapose-results.json"),
+    'openpose': KeypointFormat(sniff_openpose, read_openpose, 'a folder of OpenPose *_keypoints.json (or one of them)'),
+    'mmpose': KeypointFormat(sniff_mmpose, read_mmpose, 'mmpose predictions (JSON)'),
+    'npz': KeypointFormat(sniff_npz, read_npz, 'a (T, J, 2|3) array in .npz / .npy (needs the joint set)')}
+
+# %% ../../nbs/00i_data.keypoints.ipynb #016240c1
 def detect_format(path: str | Path, # a keypoint file or an OpenPose folder
-                 ) -> str:          # one of `FORMATS`
-    "The format of a keypoint file, from its layout; ValueError for an unknown one."
-    path = Path(path)
-    if path.is_dir(): return 'openpose'
-    if path.suffix in ('.npz', '.npy'): return 'npz'
-    data = _load_json(path, first=True)
-    if isinstance(data, dict):
-        if 'images' in data and 'annotations' in data: return 'coco_annotations'
-        if 'people' in data: return 'openpose'
-        if 'instance_info' in data: return 'mmpose'
-    elif isinstance(data, list) and data:
-        x = data[0]
-        if isinstance(x, list) or (isinstance(x, dict) and ('instances' in x or 'keypoint_scores' in x)): return 'mmpose'
-        if isinstance(x, dict) and 'image_id' in x and 'keypoints' in x:
-            return 'alphapose' if isinstance(x['image_id'], str) or 'idx' in x or 'box' in x else 'coco_results'
-    elif isinstance(data, list): raise _err(path, 'file', "an empty list: no detections to tell the format by")
-    raise _err(path, 'file', f"unknown keypoint format; expected one of {', '.join(FORMATS)}")
+                 ) -> str:          # a key of `KEYPOINT_FORMATS`
+    "The format of a keypoint file: the first of `KEYPOINT_FORMATS` whose sniff recognises it; ValueError for none."
+    path, head = Path(path), FileHead(path)
+    if (fmt := next((k for k, f in KEYPOINT_FORMATS.items() if f.sniff(path, head)), None)): return fmt
+    if head() is None and not path.is_dir(): _load_json(path, first=True)   # the file's own error: missing, empty, not JSON
+    if head() == []: raise _err(path, 'file', "an empty list: no detections to tell the format by")
+    raise _err(path, 'file', f"unknown keypoint format; expected one of {', '.join(KEYPOINT_FORMATS)}")
 
+# %% ../../nbs/00i_data.keypoints.ipynb #15f3b03f
 def read_keypoints(path: str | Path,                    # keypoint file, or an OpenPose folder
-                   fmt: str | None = None,              # one of `FORMATS`; None: detected
+                   fmt: str | None = None,              # a key of `KEYPOINT_FORMATS`; None: detected
                    joints: str | None = None,           # joint set (required for npz/npy; else overrides the name)
                    image_size: tuple[int, int] | None = None, # (W, H) px; overrides the file's sizes
                    track_ids: bool = True,              # use the file's track ids when usable; False: always link
                    video: str | None = None,            # OpenPose folders holding several videos: the prefix of the one to read
                   ) -> list[KeypointTrack]:             # sorted by track id; undetected joints filled (confidence 0)
-    "Person tracks of a 2D keypoint file in any supported format."
+    "Person tracks of a 2D keypoint file in any format of `KEYPOINT_FORMATS` (its reader gets the options it names)."
     fmt = fmt or detect_format(path)
-    if fmt not in FORMATS: raise ValueError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if video is not None and fmt != 'openpose': raise _err(path, 'video', f"only for OpenPose folders, not {fmt}")
-    if fmt == 'npz': return read_npz(path, joints, image_size)
-    if fmt == 'coco_annotations': return read_coco_annotations(path, track_ids, joints, image_size)
-    if fmt == 'openpose': return read_openpose(path, image_size, track_ids, joints, video)
-    return {'coco_results': read_coco_results, 'alphapose': read_alphapose, 'mmpose': read_mmpose}[fmt](path, image_size, track_ids, joints)
+    if fmt not in KEYPOINT_FORMATS: raise ValueError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(KEYPOINT_FORMATS)}")
+    reader = KEYPOINT_FORMATS[fmt].reader
+    takes = inspect.signature(reader).parameters
+    if video is not None and 'video' not in takes: raise _err(path, 'video', f"only for OpenPose folders, not {fmt}")
+    opts = dict(joints=joints, image_size=image_size, track_ids=track_ids, video=video)
+    return reader(path, **{k: v for k, v in opts.items() if k in takes})
 
 # %% ../../nbs/00i_data.keypoints.ipynb #fcb5bdb8
 def read_track(path: str | Path,                    # keypoint file, or an OpenPose folder
-               fmt: str | None = None,              # one of `FORMATS`; None: detected
+               fmt: str | None = None,              # a key of `KEYPOINT_FORMATS`; None: detected
                joints: str | None = None,           # joint set of the file (npz/npy; else overrides the name)
                image_size: tuple[int, int] | None = None, # (W, H) px; overrides the file's sizes
                track: int | None = None,            # person track id; None: the longest track

@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from fasttransform import Pipeline
 from fastai.data.core import DataLoaders
 from .cache import PoseCache
-from .keypoints import FORMATS, fill_gaps, read_keypoints
+from .keypoints import KEYPOINT_FORMATS, fill_gaps, read_keypoints
 from .loaders import ClipDataLoader, PoseClipDataset, clip_frames, clip_index
 from .skeleton import JOINT_MAPS, get_skeleton, joint_map
 
@@ -38,7 +38,7 @@ class MixtureSource:
     split: str | None = 'train'               # cache: the `seq/split` it contributes (None: every sequence); keypoints: unused
     joints: str | None = None                 # keypoints: the files' joint set (npz/npy need it; else it overrides the name)
     image_size: tuple[int, int] | None = None # keypoints: (W, H) px for files that do not store it (COCO results, ...)
-    fmt: str | None = None                    # keypoints: one of `keypoints.FORMATS`; None: detected per file
+    fmt: str | None = None                    # keypoints: a key of `keypoints.KEYPOINT_FORMATS`; None: detected per file
     name: str = ''                            # for summaries; default: the file or folder name
     def __post_init__(self):
         if not self.name: object.__setattr__(self, 'name', Path(self.path).name)
@@ -68,7 +68,7 @@ def _check_entry(d: dict, at: str) -> dict:
         if not s or len(s) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in s):
             raise ValueError(f"{at}.image_size: expected [width, height] in px (positive integers), got {d['image_size']!r}")
         d['image_size'] = (s[0], s[1])
-    if d.get('fmt', FORMATS[0]) not in FORMATS: raise ValueError(f"{at}.fmt: expected one of {', '.join(FORMATS)}, got {d['fmt']!r}")
+    if 'fmt' in d and d['fmt'] not in KEYPOINT_FORMATS: raise ValueError(f"{at}.fmt: expected one of {', '.join(KEYPOINT_FORMATS)}, got {d['fmt']!r}")
     if 'joints' in d:
         try: d['joints'] = get_skeleton(d['joints']).name
         except ValueError as e: raise ValueError(f"{at}.joints: {e}") from None

@@ -7,7 +7,7 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.prepare.html.md"""
 
 # %% ../../nbs/00g_data.prepare.ipynb #83f7356d
 from __future__ import annotations
-import argparse, inspect, json, os, shutil, time
+import inspect, json, os, shutil, time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +20,7 @@ from .synthetic import write_synthetic_h36m, write_synthetic_3dhp
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'DATASETS', 'DEFAULT_JOINTS', 'data_root', 'source_record', 'input_2d_label', 'read_source', 'prepare',
-           'synthetic_args', 'synthetic_tree', 'add_prepare_args', 'error_line', 'prepare_from_args']
+           'synthetic_args', 'synthetic_tree', 'error_line', 'prepare_command']
 
 # %% ../../nbs/00g_data.prepare.ipynb #85c67e56
 DATA_ENV = 'HPE_PRETRAIN_DATA'   # environment variable naming the data root
@@ -235,38 +235,6 @@ def _prepare_synthetic_cache(like, raw, out, j, split, force, progress, rd_kw, g
                     cache_dataset='synthetic', extra={'synthetic': {'like': like, 'args': a}}, **{**rd, **rd_kw})
 
 # %% ../../nbs/00g_data.prepare.ipynb #9e415f1f
-def add_prepare_args(parser: argparse.ArgumentParser, # parser (or sub-command parser) to extend
-                    ) -> argparse.ArgumentParser:    # the same parser
-    "Add the `prepare` options: --dataset, --src, --format, --out, --joints, --split, --force, --trust-pickle, ..."
-    a = parser.add_argument
-    a('--dataset', required=True, choices=DATASETS, help='dataset to prepare')
-    a('--src', default=None, help='dataset folder or file (default: DATA_ROOT/<dataset>); synthetic: folder for the raw tree%(default).0s')
-    a('--format', dest='fmt', default=None,
-      help=f"source format, auto-detected when unambiguous: h36m {'|'.join(H36M_FORMATS)}; mpi_inf_3dhp {'|'.join(MPI_INF_3DHP_FORMATS)}; "
-           "synthetic: the format to generate, h36m (default) | mpi_inf_3dhp")
-    a('--out', default=None, help='cache file (default: DATA_ROOT/<dataset>.h5)%(default).0s')
-    a('--joints', default=None, help='joint set of the cache (default: h36m17 / mpi17)%(default).0s')
-    a('--split', default=None, choices=('train', 'test'), help='keep only this split')
-    a('--force', action='store_true', help='rebuild even if the cache matches the source')
-    a('--trust-pickle', action='store_true', help='allow loading pickled files (MotionBERT .pkl, P-STMO .npz); only for files you trust')
-    a('--data-root', default=None, help=f'data root (default: ${DATA_ENV} or ./data)%(default).0s')
-    a('--subjects', default=None, metavar='S9,S11',
-      help='comma-separated subjects to read (a partial download, or only the test subjects); 3DHP: S1..S8 and/or TS1..TS6')
-    a('--metadata', default=None, metavar='PATH', help="H36M: the dataset's metadata.xml (default: in --src or one folder up)%(default).0s")
-    a('--path-2d', dest='path_2d', default=None, metavar='FILE',
-      help="H36M VideoPose3D npz: the 2D detection file, e.g. data_2d_h36m_cpn_ft_h36m_dbb.npz (default: the only "
-           "data_2d_h36m_*.npz beside the 3D file; 'none': 2D projected from the 3D ground truth)%(default).0s")
-    a('--calibration', default=None, metavar='PATH',
-      help='3DHP test set: a .calib file or the folder with ts1-4cameras.calib / ts5-6cameras.calib (default: searched beside the data)%(default).0s')
-    a('--calib-camera', dest='calib_camera', default=None, metavar='ts1-4=8,ts5-6=0',
-      help='3DHP test set: which camera of a multi-camera .calib file films TS1-4 / TS5-6 (default: the only camera; ts1-4: 8)%(default).0s')
-    a('--image-size', dest='image_size', default=None, choices=('standard', 'metadata'),
-      help="H36M raw CDF: image sizes for normalisation, 'standard' (MotionBERT's per-camera constants, default) or 'metadata' (the file's per-subject sizes)%(default).0s")
-    a('--seed', type=int, default=None, help='synthetic: seed (default: 0)%(default).0s')
-    a('--frames', type=int, default=None, help='synthetic: frames per sequence (3DHP: training and test sequences; default: the generator\'s)%(default).0s')
-    a('--quiet', action='store_true', help='no progress or summary output')
-    return parser
-
 def error_line(e: BaseException, # an error meant for a command-line user
               ) -> str:          # its message on one line (an OS error with the file it concerns)
     "One line for a user: the message of `e`, whitespace collapsed; `[Errno N]` prefixes replaced by the file name."
@@ -275,38 +243,51 @@ def error_line(e: BaseException, # an error meant for a command-line user
     else: msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     return ' '.join(msg.split())
 
-def prepare_from_args(args: argparse.Namespace, # parsed by a parser set up with `add_prepare_args`
-                     ) -> Path:                 # the cache file
-    "Run `prepare` from parsed arguments; a bad source, option or full disk raises one ValueError with a one-line message."
-    root, ds = data_root(getattr(args, 'data_root', None)), args.dataset
-    kw = {}
-    if getattr(args, 'trust_pickle', False): kw['trust_pickle'] = True
-    for k in ('metadata', 'path_2d', 'calibration', 'image_size'):
-        if getattr(args, k, None) is not None: kw[k] = getattr(args, k)
-    if getattr(args, 'calib_camera', None):
-        try: kw['calib_camera'] = {k.strip(): int(v) for k, v in (x.split('=') for x in args.calib_camera.split(',') if x.strip())}
-        except ValueError: raise ValueError(f"--calib-camera {args.calib_camera!r}: expected GROUP=INDEX pairs such as ts1-4=8,ts5-6=0") from None
-    split = args.split
-    if getattr(args, 'subjects', None):
-        subs = tuple(x.strip() for x in args.subjects.split(',') if x.strip())
-        if ds == 'mpi_inf_3dhp' or (ds == 'synthetic' and args.fmt == 'mpi_inf_3dhp'):
+# %% ../../nbs/00g_data.prepare.ipynb #83e6f0cd
+def prepare_command(dataset: str, # dataset to prepare: h36m, mpi_inf_3dhp or synthetic
+                    src: str | Path | None = None, # dataset folder or file (None: DATA_ROOT/<dataset>); synthetic: folder for the raw tree
+                    fmt: str | None = None, # source format, detected when unambiguous; synthetic: the format to generate, h36m (default) or mpi_inf_3dhp
+                    out: str | Path | None = None, # cache file (None: DATA_ROOT/<dataset>.h5)
+                    joints: str | None = None, # joint set of the cache (None: h36m17 / mpi17)
+                    split: str | None = None, # keep only this split
+                    force: bool = False, # rebuild even if the cache matches the source
+                    trust_pickle: bool = False, # allow loading pickled files (MotionBERT .pkl, P-STMO .npz); only for files you trust
+                    root: str | Path | None = None, # the data root, DATA_ROOT (None: $HPE_PRETRAIN_DATA or ./data)
+                    subjects: str | None = None, # comma-separated subjects to read (a partial download, or only the test subjects); 3DHP: S1..S8 and/or TS1..TS6
+                    metadata: str | Path | None = None, # H36M: the dataset's metadata.xml (None: in --src or one folder up)
+                    path_2d: str | None = None, # H36M VideoPose3D npz: the 2D detection file, e.g. data_2d_h36m_cpn_ft_h36m_dbb.npz (None: the only data_2d_h36m_*.npz beside the 3D file; 'none': 2D projected from the 3D ground truth)
+                    calibration: str | Path | None = None, # 3DHP test set: a .calib file or the folder with ts1-4cameras.calib / ts5-6cameras.calib (None: searched beside the data)
+                    calib_camera: str | None = None, # 3DHP test set: which camera of a multi-camera .calib file films TS1-4 / TS5-6, as GROUP=INDEX pairs (None: the only camera; ts1-4: 8)
+                    image_size: str | None = None, # H36M raw CDF: image sizes for normalisation, 'standard' (MotionBERT's per-camera constants, default) or 'metadata' (the file's per-subject sizes)
+                    seed: int | None = None, # synthetic: seed (None: 0)
+                    frames: int | None = None, # synthetic: frames per sequence (3DHP: training and test sequences; None: the generator's)
+                    quiet: bool = False, # no progress or summary output
+                   ) -> Path: # the cache file
+    "`hpe-pretrain prepare`: `prepare` with the command line's options; a bad source, option or full disk is one ValueError of one line."
+    base, ds, kw = data_root(root), dataset, {}
+    if trust_pickle: kw['trust_pickle'] = True
+    kw.update({k: v for k, v in dict(metadata=metadata, path_2d=path_2d, calibration=calibration, image_size=image_size).items() if v is not None})
+    if calib_camera:
+        try: kw['calib_camera'] = {k.strip(): int(v) for k, v in (x.split('=') for x in calib_camera.split(',') if x.strip())}
+        except ValueError: raise ValueError(f"--calib-camera {calib_camera!r}: expected GROUP=INDEX pairs such as ts1-4=8,ts5-6=0") from None
+    keep = split
+    if subjects:
+        subs = tuple(x.strip() for x in subjects.split(',') if x.strip())
+        if ds == 'mpi_inf_3dhp' or (ds == 'synthetic' and fmt == 'mpi_inf_3dhp'):
             tr, ts = tuple(x for x in subs if not x.startswith('TS')), tuple(x for x in subs if x.startswith('TS'))
             kw.update(({'subjects': tr} if tr else {}), **({('test_seqs' if ds == 'synthetic' else 'sequences'): ts} if ts else {}))
-            if ds != 'synthetic' and split is None and not (tr and ts): split = 'train' if tr else 'test'
+            if ds != 'synthetic' and keep is None and not (tr and ts): keep = 'train' if tr else 'test'
         else: kw['subjects'] = subs
     if ds == 'synthetic':
-        if args.seed is not None: kw['seed'] = args.seed
-        if args.frames is not None:   # every sequence's length (3DHP: the test sequences' too)
-            kw['frames_per_seq'] = args.frames
-            if args.fmt == 'mpi_inf_3dhp': kw['test_frames_per_seq'] = args.frames
-    out = args.out
+        if seed is not None: kw['seed'] = seed
+        if frames is not None:   # every sequence's length (3DHP: the test sequences' too)
+            kw['frames_per_seq'] = frames
+            if fmt == 'mpi_inf_3dhp': kw['test_frames_per_seq'] = frames
     if out is None:
-        name = f"synthetic_{args.fmt or 'h36m'}" if ds == 'synthetic' else ds
-        dflt = DEFAULT_JOINTS.get(args.fmt or 'h36m' if ds == 'synthetic' else ds)
-        out = root / f"{name}{'_' + args.joints if args.joints and args.joints != dflt else ''}{'_' + args.split if args.split else ''}.h5"
-    src = args.src if args.src is not None else (None if ds == 'synthetic' else root / ds)
-    try:
-        return prepare(ds, src, out, fmt=args.fmt, joints=args.joints, split=split, force=args.force,
-                       progress=not getattr(args, 'quiet', False), **kw)
+        name = f"synthetic_{fmt or 'h36m'}" if ds == 'synthetic' else ds
+        dflt = DEFAULT_JOINTS.get(fmt or 'h36m' if ds == 'synthetic' else ds)
+        out = base / f"{name}{'_' + joints if joints and joints != dflt else ''}{'_' + split if split else ''}.h5"
+    if src is None and ds != 'synthetic': src = base / ds
+    try: return prepare(ds, src, out, fmt=fmt, joints=joints, split=keep, force=force, progress=not quiet, **kw)
     except (ValueError, OSError, TypeError) as e:   # bad source, full disk, ...: one line, no traceback
         raise ValueError(error_line(e)) from None

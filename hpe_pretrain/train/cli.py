@@ -1,5 +1,4 @@
-"""One console script for the whole pipeline: `prepare` datasets into the pose cache, `fit` (pretrain → finetune
-→ evaluate) from YAML configs, `eval` a checkpoint with the published protocols.
+"""One console script for the whole pipeline: `prepare` datasets into the pose cache, `fit` (pretrain → finetune → evaluate) from YAML configs, `eval`, `export` and `infer` with a trained model.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.cli.html.md"""
 
@@ -7,16 +6,20 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.cli.html.md"""
 
 # %% ../../nbs/03g_train.cli.ipynb #e91e7d42
 from __future__ import annotations
-import argparse, ctypes, os, sys, warnings
+import argparse, ctypes, importlib, inspect, os, re, sys, types, typing, warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+from fastcore.docments import docments
 from ..data.files import RunDir
 if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-free at import time
 
 # %% auto #0
-__all__ = ['QUICK', 'build_parser', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'main']
+__all__ = ['QUICK', 'COMMANDS', 'add_options', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'Command',
+           'build_parser', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #d9c295a6
+# %% ../../nbs/03g_train.cli.ipynb #90b898d3
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -51,83 +54,47 @@ def _ranged(kind: type, # int or float
     parse.__name__ = kind.__name__
     return parse
 
-def _model_args(p: argparse.ArgumentParser, # a subcommand's parser
-                trust: bool = True, # add --trust-pickle (commands that load exports)
-               ) -> None:
-    "The options that say how to use a model file: MotionBERT's config, and the trust flag for .pt2 files."
-    p.add_argument('--motionbert-config', default=None, metavar='NAME', help='MotionBERT checkpoints: the config whose conventions '
-                   '(root-relative or global, flip) to follow: MB_ft_h36m, MB_ft_h36m_global, MB_ft_h36m_global_lite, MB_train_h36m, '
-                   'MB_pretrain, MB_lite (default: by the checkpoint\'s size)%(default).0s')
-    if trust: p.add_argument('--trust-pickle', action='store_true', help='load a .pt2 even if it holds pickles or code (only a file you trust)')
+# %% ../../nbs/03g_train.cli.ipynb #693ed201
+def _anno_kwargs(anno, # the parameter's annotation (evaluated)
+                 default, # its default (`inspect.Parameter.empty`: none)
+                ) -> dict: # argparse settings implied by the type
+    "argparse settings of a parameter's type: flags for bools, `nargs` for tuples and sequences, `type` for numbers."
+    union = isinstance(anno, types.UnionType) or typing.get_origin(anno) is typing.Union
+    ts = [a for a in (typing.get_args(anno) if union else (anno,)) if a is not type(None)]
+    if len(ts) != 1: return {}                                  # e.g. bool | str | Path: set by `options`
+    t, origin = ts[0], typing.get_origin(ts[0])
+    if t is bool: return dict(action='store_true') if default is False else dict(action=argparse.BooleanOptionalAction)
+    if origin is tuple: return dict(nargs=len(typing.get_args(t)), type=typing.get_args(t)[0])
+    if origin in (list, Sequence): return dict(nargs='*')
+    return dict(type=t) if t in (int, float) else {}
 
-def build_parser() -> argparse.ArgumentParser:
-    "The argument parser of `hpe-pretrain` (subcommands prepare, fit, eval, export)."
-    p = _Parser(prog='hpe-pretrain', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Pretrain and fine-tune 3D human pose estimation models on Human3.6M / MPI-INF-3DHP.', epilog=_EPILOG)
-    sub = p.add_subparsers(dest='command', metavar='{prepare,fit,eval,export,infer}')
-    sub.required = True
-    pp = sub.add_parser('prepare', help='read a dataset (any supported format) into the pose cache (.h5)',
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    from hpe_pretrain.data.prepare import add_prepare_args
-    add_prepare_args(pp)
-    pf = sub.add_parser('fit', help='pretrain -> finetune -> evaluate from a config (no arguments: the main job)',
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description='Run the training pipeline. Positional arguments are config overrides key=value.')
-    pf.add_argument('overrides', nargs='*', metavar='key=value', help='config overrides, e.g. model=dstformer-lite train.bs=32')
-    pf.add_argument('--quick', action='store_true', help='tiny model and few epochs: the whole pipeline in < 2 minutes')
-    pf.add_argument('--config', metavar='YAML', help='start from a saved run config (outputs/<run>/config.yaml)')
-    pf.add_argument('--resume', nargs='?', const=True, default=False, metavar='RUN',
-                    help="continue an interrupted run with its own saved config: `--resume outputs/X`, or `--resume run.name=X` "
-                         "(no RUN: the run the overrides name, default outputs/main); only epochs, device and logging keys may change")
-    pf.add_argument('--overwrite', action='store_true', help='start over in a run folder that already holds a run (its checkpoints, logs and results are removed)')
-    pf.add_argument('--list', action='store_true', help='print the config keys (type, value, help), the models, the datasets and the experiments, then exit')
-    pe = sub.add_parser('eval', help='evaluate a trained run, checkpoint, MotionBERT release or export with the published protocols',
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    pe.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE',
-                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, a MotionBERT .bin, or an exported .onnx / .pt2%(default).0s')
-    pe.add_argument('--data', required=True, metavar='CACHE.h5', help='a prepared pose cache%(default).0s')
-    pe.add_argument('--protocol', default=None, choices=['package', 'motionbert'],
-                    help="windows, flip and skip list: the package's, or MotionBERT's (default for its checkpoints)%(default).0s")
-    pe.add_argument('--aggregation', default='action-wise', choices=['action-wise', 'frame-wise'],
-                    help='H36M: average per action, then over actions (VideoPose3D, MotionBERT), or over all frames (mmpose)')
-    pe.add_argument('--flip-tta', action=argparse.BooleanOptionalAction, default=None, help="test-time flip averaging (default: the protocol's)%(default).0s")
-    pe.add_argument('--skip-list', action=argparse.BooleanOptionalAction, default=None,
-                    help="drop MotionBERT's three S9 sequences, matched by source ids (default: the protocol's)%(default).0s")
-    pe.add_argument('--pck-joints', type=int, default=14, choices=(14, 17),
-                    help="3DHP PCK/AUC joints: 14 (the lifting papers' evaluation code) or 17 (the original release)")
-    pe.add_argument('--stride', type=_ranged(int, 1, 100_000), default=None, help='window stride over test sequences (default: clip length)%(default).0s')
-    pe.add_argument('--out', default=None, help='folder for CSV/JSON/Markdown results (default: <run>/results/eval_<cache>)%(default).0s')
-    pe.add_argument('--device', default=None, help="cpu, cuda, cuda:N or auto (default: the run's run.device; exports: cpu)%(default).0s")
-    _model_args(pe)
-    px = sub.add_parser('export', help='export a trained model to ONNX or torch.export (.pt2), checked against PyTorch, with a JSON sidecar',
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    px.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE',
-                    help='a run folder (outputs/<run>), a .pth checkpoint inside one, or a MotionBERT .bin%(default).0s')
-    px.add_argument('--format', default='onnx', choices=['onnx', 'pt2'], help='ONNX (opset 18) or a torch.export program')
-    px.add_argument('--out', default=None, metavar='FILE', help='the exported file (default: <run>/export/<checkpoint>.<format>)%(default).0s')
-    px.add_argument('--clip-len', type=_ranged(int, 1, 100_000), default=None, metavar='T', help="example clip length (default: the model's)%(default).0s")
-    _model_args(px, trust=False)
-    pi = sub.add_parser('infer', help="lift a video's 2D keypoints (COCO, AlphaPose, OpenPose, mmpose, npz) to 3D with a trained model",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    pi.add_argument('--checkpoint', required=True, metavar='RUN_OR_FILE', help='a run folder (outputs/<run>), a .pth checkpoint inside one, '
-                    'a MotionBERT .bin, or an exported .onnx / .pt2 (with its .json sidecar)%(default).0s')
-    pi.add_argument('--keypoints', required=True, metavar='FILE_OR_DIR', help='a 2D keypoint file, or an OpenPose folder of *_keypoints.json%(default).0s')
-    pi.add_argument('--out', required=True, metavar='DIR', help='folder for poses_3d.npz, poses_3d.json and animation.html (new, empty, or written by infer)%(default).0s')
-    pi.add_argument('--format', dest='fmt', default=None, help='coco_results | coco_annotations | alphapose | openpose | mmpose | npz (default: detected)%(default).0s')
-    pi.add_argument('--joints', default=None, help='joint set of an npz/npy file, e.g. coco17 (default: from the file)%(default).0s')
-    pi.add_argument('--image-size', type=_ranged(int, 1, 100_000), nargs=2, default=None, metavar=('W', 'H'), help='image size in pixels; overrides the file\'s%(default).0s')
-    pi.add_argument('--video', default=None, metavar='PREFIX', help='an OpenPose folder holding several videos: the file-name prefix of the one to read%(default).0s')
-    pi.add_argument('--track', type=_ranged(int, -2**63, 2**63 - 1), default=None, help='person track id (default: the longest track)%(default).0s')
-    pi.add_argument('--max-gap', type=_ranged(int, 0, 100_000), default=10, help='gaps up to this many frames are interpolated; longer ones split the track')
-    pi.add_argument('--min-score', type=_ranged(float, 0, 1), default=0.0, help='frames whose joints all score below this are gaps')
-    pi.add_argument('--flip-tta', action=argparse.BooleanOptionalAction, default=None, help="test-time flip averaging (default: the model's convention)%(default).0s")
-    pi.add_argument('--fps', type=_ranged(float, 1, 1000), default=None, help="frame rate of the video, Hz: when it differs from the model's training "
-                    "rate the 2D is resampled to it and the 3D back, one pose per frame (default: the model's, no resampling)%(default).0s")
-    pi.add_argument('--device', default=None, help="cpu, cuda, cuda:N or auto (default: the run's run.device; exports: cpu)%(default).0s")
-    _model_args(pi)
-    pi.add_argument('--pixel', action='store_true', help="MotionBERT: its --pixel encoding (image-centred pixels; outputs in pixels) instead of the track's box")
-    for sp in sub.choices.values(): sp.add_argument('--debug', action='store_true', help='on an error, show the traceback instead of one line')
-    p.set_defaults(debug=False)
+def _help(doc:str, # the parameter's docment
+          default, # its default
+          more:str='', # text after the docment (e.g. the choices of a table)
+         ) -> str:
+    "The help of an option: the docment (`None: …` read as `default: …`), `more`, and a default that says something."
+    h = re.sub(r'\bNone: ', 'default: ', doc or '') + more
+    if not (default is None or default is False or default is inspect.Parameter.empty or default == ()) and 'default' not in h:
+        h += f" (default: {default})"
+    return h.replace('%', '%%')
+
+# %% ../../nbs/03g_train.cli.ipynb #cee89435
+def add_options(p:argparse.ArgumentParser, # a (sub)command's parser
+                fn:Callable, # the command function: each parameter an option, its docment the help
+                options:Mapping[str, Mapping]|None=None, # parameter -> argparse settings (`flag`, `more`, metavar, choices, type, nargs, const)
+                skip:Sequence[str]=(), # parameters that are not options
+               ) -> argparse.ArgumentParser: # `p`
+    "Add the options of `fn` to `p`, from its signature and docments: one source of help text per option."
+    for k, d in docments(fn, full=True, returns=False, eval_str=True).items():
+        if k in skip or d.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD): continue
+        kw = dict((options or {}).get(k, {}))
+        flag, more = kw.pop('flag', '--' + k.replace('_', '-')), kw.pop('more', '')
+        kw = {**_anno_kwargs(d.anno, d.default), **kw, 'help': _help(d.docment, d.default, more)}
+        if flag.startswith('-'):
+            kw['dest'] = k
+            if d.default is inspect.Parameter.empty: kw['required'] = True
+            else: kw['default'] = d.default
+        p.add_argument(flag, **kw)
     return p
 
 # %% ../../nbs/03g_train.cli.ipynb #51b58436
@@ -148,7 +115,7 @@ def tune_malloc(mmap_threshold:int=256 << 20, # bytes: larger blocks are mapped 
     return ok and (mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(min(mmap_threshold, 2**31 - 1))) == 1
                    or mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(32 << 20)) == 1)
 
-# %% ../../nbs/03g_train.cli.ipynb #dbf01b6c
+# %% ../../nbs/03g_train.cli.ipynb #a4f09718
 QUICK = ('model=stmo-tiny', 'data.clip_len=27', 'data.stride=27', 'data.synthetic.frames_per_seq=120',
          'pretrain.epochs=3', 'finetune.epochs=3', 'scratch.epochs=3', 'train.bs=64', 'train.tensorboard=true',
          'run.name=quick')  # `--quick`: the whole pipeline in well under two minutes on 2 CPU cores
@@ -169,12 +136,12 @@ def _run_of(overrides:Sequence[str]) -> Path:
     kv = dict(o.split('=', 1) for o in overrides if o.startswith(('run.out_dir=', 'run.name=')))
     return Path(kv.get('run.out_dir', run.out_dir))/kv.get('run.name', run.name)
 
-def fit_command(overrides:Sequence[str]=(), # `key=value` config overrides
-                quick:bool=False, # the `--quick` preset (tiny model, few epochs)
-                config:str|Path|None=None, # start from a saved run config
-                resume:bool|str|Path=False, # continue an interrupted run: True (the run the overrides name) or its folder
-                list_config:bool=False, # print the config, models and datasets instead of running
-                overwrite:bool=False, # start over in a run folder that holds a run (its files removed)
+def fit_command(overrides:Sequence[str]=(), # config overrides, e.g. model=dstformer-lite train.bs=32
+                quick:bool=False, # tiny model and few epochs: the whole pipeline in < 2 minutes
+                config:str|Path|None=None, # start from a saved run config (outputs/<run>/config.yaml)
+                resume:bool|str|Path=False, # continue an interrupted run with its own saved config: its folder (`--resume outputs/X`), or True (`--resume` alone, or `--resume run.name=X`): the run the overrides name, default outputs/main; only epochs, device and logging keys may change
+                list_config:bool=False, # print the config keys (type, value, help), the models, the datasets and the experiments, then exit
+                overwrite:bool=False, # start over in a run folder that already holds a run (its checkpoints, logs and results are removed)
                ) -> dict|None:
     "`hpe-pretrain fit`: compose the config, then run `fit_from_config`."
     from hpe_pretrain.train.config import load_config, load_saved_config, list_configs, describe_config, resume_config, list_experiments
@@ -198,19 +165,19 @@ def fit_command(overrides:Sequence[str]=(), # `key=value` config overrides
         print(f"report: {write_report(summary['run'])}")
     return summary
 
-def eval_command(checkpoint:str|Path, # a run folder, a .pth in <run>/models/, a MotionBERT .bin, or an .onnx / .pt2 export
-                 data:str|Path, # a pose cache
-                 aggregation:str='action-wise', # H36M aggregation
-                 flip_tta:bool|None=None, # flip test-time augmentation (None: the protocol's)
-                 skip_list:bool|None=None, # MotionBERT's S9 skip list (None: the protocol's)
-                 stride:int|None=None, # window stride
-                 out:str|Path|None=None, # results folder (default: <run>/results/eval_<cache name>, or beside the file)
+def eval_command(checkpoint:str|Path, # a run folder (outputs/<run>), a .pth checkpoint inside one, a MotionBERT .bin, or an exported .onnx / .pt2
+                 data:str|Path, # a prepared pose cache
+                 aggregation:str='action-wise', # H36M: average per action, then over actions (VideoPose3D, MotionBERT), or over all frames (mmpose)
+                 flip_tta:bool|None=None, # test-time flip averaging (None: the protocol's)
+                 skip_list:bool|None=None, # drop MotionBERT's three S9 sequences, matched by source ids (None: the protocol's)
+                 stride:int|None=None, # window stride over test sequences (None: the clip length)
+                 out:str|Path|None=None, # folder for CSV/JSON/Markdown results (None: <run>/results/eval_<cache>, or beside the file)
                  split:str='test', # the cache split evaluated
-                 pck_joints:int=14, # 3DHP PCK/AUC joints: 14 or 17
-                 protocol:str|None=None, # 'package' or 'motionbert' (None: the model's own)
-                 device:str|None=None, # where the model runs (None: the run's run.device; exports: cpu)
-                 trust_pickle:bool=False, # load a .pt2 that holds pickles (only a file you trust)
-                 motionbert_config:str|None=None, # MotionBERT: the config whose conventions to follow
+                 pck_joints:int=14, # 3DHP PCK/AUC joints: 14 (the lifting papers' evaluation code) or 17 (the original release)
+                 protocol:str|None=None, # windows, flip and skip list: the package's, or MotionBERT's (None: the model's own, MotionBERT's for its checkpoints)
+                 device:str|None=None, # cpu, cuda, cuda:N or auto (None: the run's run.device; exports: cpu)
+                 trust_pickle:bool=False, # load a .pt2 even if it holds pickles or code (only a file you trust)
+                 motionbert_config:str|None=None, # MotionBERT checkpoints: the config whose conventions (root-relative or global, flip) to follow (None: by the checkpoint's size)
                 ) -> 'EvalResult': # the tables (`hpe_pretrain.train.evaluate.EvalResult`)
     "`hpe-pretrain eval`: load a trained model and print/write the protocol tables for `data`."
     from hpe_pretrain.train.lifting import evaluate_lifting, load_lifting_model
@@ -225,17 +192,99 @@ def eval_command(checkpoint:str|Path, # a run folder, a .pth in <run>/models/, a
     return res
 
 # %% ../../nbs/03g_train.cli.ipynb #c3832282
-def export_command(checkpoint:str|Path, # a run folder, a .pth checkpoint inside <run>/models/, or a MotionBERT .bin
-                   fmt:str='onnx', # 'onnx' or 'pt2'
-                   out:str|Path|None=None, # the exported file (default: <run>/export/<checkpoint>.<fmt>)
-                   clip_len:int|None=None, # example clip length (default: the model's)
-                   motionbert_config:str|None=None, # MotionBERT: the config whose conventions the sidecar states
+def export_command(checkpoint:str|Path, # a run folder (outputs/<run>), a .pth checkpoint inside one, or a MotionBERT .bin
+                   fmt:str='onnx', # ONNX (opset 18) or a torch.export program (pt2)
+                   out:str|Path|None=None, # the exported file (None: <run>/export/<checkpoint>.<format>)
+                   clip_len:int|None=None, # example clip length (None: the model's)
+                   motionbert_config:str|None=None, # MotionBERT checkpoints: the config whose conventions the sidecar states (None: by the checkpoint's size)
                   ) -> Path: # the exported file (its JSON sidecar: <file>.json)
     "`hpe-pretrain export`: `hpe_pretrain.train.lifting.export_lifting_model`, checked against eager PyTorch, with a sidecar."
     from hpe_pretrain.train.lifting import export_lifting_model
     return export_lifting_model(checkpoint, fmt, out=out, clip_len=clip_len, motionbert_config=motionbert_config)
 
-# %% ../../nbs/03g_train.cli.ipynb #ccb1b767
+# %% ../../nbs/03g_train.cli.ipynb #822d354b
+@dataclass(frozen=True)
+class Command:
+    "One `hpe-pretrain` subcommand: the function that runs it (its parameters: the options) and its line of help."
+    target: str # 'module:function', imported when the subcommand is used or its help shown
+    summary: str # one line for `hpe-pretrain --help` (and the subcommand's description)
+    options: Callable[[], dict] = dict # () -> {parameter: argparse settings beyond the docment} (see `add_options`)
+    skip: tuple[str, ...] = () # parameters of the function that are not options
+    def function(self) -> Callable:
+        "The command function."
+        mod, name = self.target.split(':')
+        return getattr(importlib.import_module(mod), name)
+
+class _CommandParser(_Parser):
+    "A subcommand's parser whose options are added from its `Command` when first used (parsed, or its help shown)."
+    command: Command | None = None
+    def _load(self):
+        if self.command is None: return
+        c, self.command = self.command, None
+        add_options(self, c.function(), c.options(), c.skip)
+        self.add_argument('--debug', action='store_true', help='on an error, show the traceback instead of one line')
+    def parse_known_args(self, args=None, namespace=None): self._load(); return super().parse_known_args(args, namespace)
+    def format_usage(self) -> str: self._load(); return super().format_usage()
+    def format_help(self) -> str: self._load(); return super().format_help()
+
+# %% ../../nbs/03g_train.cli.ipynb #8c7e8472
+def _model_options() -> dict:
+    "Options shared by the commands that load a trained model."
+    from hpe_pretrain.train.runs import MOTIONBERT_CONFIGS
+    return dict(checkpoint=dict(metavar='RUN_OR_FILE'), motionbert_config=dict(metavar='NAME', more=f"; one of {', '.join(MOTIONBERT_CONFIGS)}"))
+
+def _prepare_options() -> dict:
+    from hpe_pretrain.data.prepare import DATASETS, H36M_FORMATS, MPI_INF_3DHP_FORMATS
+    return dict(dataset=dict(choices=DATASETS), split=dict(choices=('train', 'test')), root=dict(flag='--data-root', metavar='DATA_ROOT'),
+                fmt=dict(flag='--format', more=f" (h36m: {' | '.join(H36M_FORMATS)}; mpi_inf_3dhp: {' | '.join(MPI_INF_3DHP_FORMATS)})"),
+                subjects=dict(metavar='S9,S11'), metadata=dict(metavar='PATH'), path_2d=dict(metavar='FILE'),
+                calibration=dict(metavar='PATH'), calib_camera=dict(metavar='ts1-4=8,ts5-6=0'), image_size=dict(choices=('standard', 'metadata')))
+
+def _fit_options() -> dict:
+    return dict(overrides=dict(flag='overrides', metavar='key=value'), config=dict(metavar='YAML'),
+                resume=dict(nargs='?', const=True, metavar='RUN'), list_config=dict(flag='--list'))
+
+def _eval_options() -> dict:
+    from hpe_pretrain.train.eval_protocols import AGGREGATIONS
+    from hpe_pretrain.train.lifting import PROTOCOLS
+    from hpe_pretrain.train.metrics import PCK_JOINT_COUNTS
+    return dict(_model_options(), data=dict(metavar='CACHE.h5'), protocol=dict(choices=list(PROTOCOLS)), aggregation=dict(choices=AGGREGATIONS),
+                pck_joints=dict(choices=PCK_JOINT_COUNTS), stride=dict(type=_ranged(int, 1, 100_000)))
+
+def _export_options() -> dict:
+    from hpe_pretrain.models.export import FORMATS
+    return dict(_model_options(), fmt=dict(flag='--format', choices=FORMATS), out=dict(metavar='FILE'),
+                clip_len=dict(type=_ranged(int, 1, 100_000), metavar='T'))
+
+def _infer_options() -> dict:
+    from hpe_pretrain.data.keypoints import KEYPOINT_FORMATS
+    return dict(_model_options(), keypoints=dict(metavar='FILE_OR_DIR'), out=dict(metavar='DIR'),
+                fmt=dict(flag='--format', more=' — ' + '; '.join(f"{k}: {f.help}" for k, f in KEYPOINT_FORMATS.items())),
+                image_size=dict(type=_ranged(int, 1, 100_000), metavar=('W', 'H')), video=dict(metavar='PREFIX'),
+                track=dict(type=_ranged(int, -2**63, 2**63 - 1)), max_gap=dict(type=_ranged(int, 0, 100_000)),
+                min_score=dict(type=_ranged(float, 0, 1)), fps=dict(type=_ranged(float, 1, 1000)))
+
+# %% ../../nbs/03g_train.cli.ipynb #fb738a8b
+COMMANDS: dict[str, Command] = {   # name -> subcommand, in the order of `hpe-pretrain --help`
+    'prepare': Command('hpe_pretrain.data.prepare:prepare_command', 'read a dataset (any supported format) into the pose cache (.h5)', _prepare_options),
+    'fit': Command('hpe_pretrain.train.cli:fit_command', 'pretrain -> finetune -> evaluate from a config (no arguments: the main job)', _fit_options),
+    'eval': Command('hpe_pretrain.train.cli:eval_command', 'evaluate a trained run, checkpoint, MotionBERT release or export with the published protocols',
+                    _eval_options, skip=('split',)),
+    'export': Command('hpe_pretrain.train.cli:export_command', 'export a trained model to ONNX or torch.export (.pt2), checked against PyTorch, with a JSON sidecar', _export_options),
+    'infer': Command('hpe_pretrain.train.infer:infer_command', "lift a video's 2D keypoints (COCO, AlphaPose, OpenPose, mmpose, npz) to 3D with a trained model",
+                     _infer_options, skip=('max_frames', 'progress'))}
+
+def build_parser() -> argparse.ArgumentParser:
+    "The argument parser of `hpe-pretrain`: one subcommand per entry of `COMMANDS`, its options from its function."
+    p = _Parser(prog='hpe-pretrain', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Pretrain and fine-tune 3D human pose estimation models on Human3.6M / MPI-INF-3DHP.', epilog=_EPILOG)
+    sub = p.add_subparsers(dest='command', metavar='{' + ','.join(COMMANDS) + '}', parser_class=_CommandParser, required=True)
+    for name, c in COMMANDS.items():
+        sub.add_parser(name, help=c.summary, description=c.summary, formatter_class=argparse.RawDescriptionHelpFormatter).command = c
+    p.set_defaults(debug=False)
+    return p
+
+# %% ../../nbs/03g_train.cli.ipynb #3dd82f73
 def _error_line(e: BaseException, # any error of a command
                 args: argparse.Namespace, # the parsed command line (its file options are named for context)
                ) -> str: # one line
@@ -271,23 +320,8 @@ def main(argv:Sequence[str]|None=None, # command-line arguments (default: sys.ar
     with warnings.catch_warnings():   # the package's own warnings as one plain line, like its errors
         warnings.showwarning = _plain_warnings(args.command, warnings.showwarning)
         try:
-            if args.command == 'prepare':
-                from hpe_pretrain.data.prepare import prepare_from_args
-                prepare_from_args(args)
-            elif args.command == 'fit':
-                fit_command(args.overrides, quick=args.quick, config=args.config, resume=args.resume, list_config=args.list, overwrite=args.overwrite)
-            elif args.command == 'eval':
-                eval_command(args.checkpoint, args.data, aggregation=args.aggregation, flip_tta=args.flip_tta, skip_list=args.skip_list,
-                             stride=args.stride, out=args.out, pck_joints=args.pck_joints, protocol=args.protocol, device=args.device,
-                             trust_pickle=args.trust_pickle, motionbert_config=args.motionbert_config)
-            elif args.command == 'export':
-                export_command(args.checkpoint, fmt=args.format, out=args.out, clip_len=args.clip_len, motionbert_config=args.motionbert_config)
-            elif args.command == 'infer':
-                from hpe_pretrain.train.infer import infer_command
-                infer_command(args.checkpoint, args.keypoints, args.out, fmt=args.fmt, joints=args.joints, image_size=args.image_size,
-                              track=args.track, max_gap=args.max_gap, min_score=args.min_score, flip_tta=args.flip_tta,
-                              device=args.device, fps=args.fps, trust_pickle=args.trust_pickle, motionbert_config=args.motionbert_config,
-                              pixel=args.pixel, video=args.video)
+            fn = COMMANDS[args.command].function()
+            fn(**{k: v for k, v in vars(args).items() if k in inspect.signature(fn).parameters})
         except KeyboardInterrupt as e:
             print(f"hpe-pretrain {args.command}: {e.args[0] if e.args else 'interrupted'}", file=sys.stderr)
             return 130

@@ -1,5 +1,4 @@
-"""The Human3.6M (P1, P2, N-MPJPE, MPJVE per action) and MPI-INF-3DHP (PCK, AUC, MPJPE per sequence and activity)
-protocols on plain arrays of predictions and ground truth, with every averaging choice explicit.
+"""The Human3.6M (P1, P2, N-MPJPE, MPJVE per action) and MPI-INF-3DHP (PCK, AUC, MPJPE per sequence and activity) protocols on plain arrays of predictions and ground truth, with every averaging choice explicit.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.eval_protocols.html.md"""
 
@@ -16,12 +15,12 @@ import numpy as np
 from ..data.h36m import H36M_ACTIONS, H36M_ACTION_IDS, action_group
 from ..data.mpi_inf_3dhp import ACTIVITIES
 from ..transforms.normalize import root_relative
-from .metrics import (mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_ROOT,
-                                        mpi_pck_groups, group_joints)
+from .metrics import (mpjpe, pck3d, auc3d, pck_table, MPI_ROOT, mpi_pck_groups, group_joints,
+                                        H36M_METRICS)
 from ..data.files import write_text_atomic
 
 # %% auto #0
-__all__ = ['MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult', 'parse_sequence_name',
+__all__ = ['MOTIONBERT_SKIP', 'AGGREGATIONS', 'SkipEntry', 'is_skipped', 'EvalResult', 'parse_sequence_name', 'sequence_metrics',
            'evaluate_h36m', 'evaluate_3dhp']
 
 # %% ../../nbs/03b_train.eval_protocols.ipynb #af235cc5
@@ -124,7 +123,6 @@ class EvalResult:
 
 # %% ../../nbs/03b_train.eval_protocols.ipynb #06dc8288
 AGGREGATIONS = ('action-wise', 'frame-wise')
-H36M_METRICS = ('MPJPE', 'P-MPJPE', 'N-MPJPE', 'MPJVE')
 
 def parse_sequence_name(name:str, # 'subject/action/camera', as in the cache's sequence names
                        ) -> dict:
@@ -137,12 +135,27 @@ def _check_keys(preds:Mapping, gts:Mapping):
     missing = [k for k in gts if k not in preds]
     if missing: raise ValueError(f"no prediction for {len(missing)} sequence(s): {missing[:5]}")
 
+# %% ../../nbs/03b_train.eval_protocols.ipynb #289126d0
+def sequence_metrics(p:np.ndarray, # (N, J, 3) predictions, mm (root-relative when the protocol says so)
+                     g:np.ndarray, # (N, J, 3) ground truth, mm
+                    ) -> tuple[dict, dict]: # {name: the sequence's value (NaN if too short)}, {name: per-frame sum}
+    "Each metric of `H36M_METRICS` on one sequence, and the per-frame sums that pooled (frame-wise) averages add up."
+    values, sums = {}, {}
+    for k, m in H36M_METRICS.items():
+        if len(g) < m.min_frames: values[k] = float('nan')
+        elif m.per_frame:
+            v = m.fn(p, g, False); values[k], sums[k] = float(v.mean()), float(v.sum())
+        else: values[k] = float(m.fn(p, g))
+    return values, sums
+
 def _agg(rows:Sequence[dict]) -> dict:
-    "Frame-weighted means of the per-sequence sums in `rows`."
-    n = sum(r['frames'] for r in rows)
-    out = {m: sum(r['_sum'][m] for r in rows) / n for m in H36M_METRICS[:3]}
-    v = [r for r in rows if r['frames'] > 1]
-    out['MPJVE'] = sum(r['frames'] * r['MPJVE'] for r in v) / sum(r['frames'] for r in v) if v else float('nan')
+    "Each metric over a set of sequences: per-frame metrics pooled over frames, the others weighted by frames."
+    out = {}
+    for k, m in H36M_METRICS.items():
+        v = [r for r in rows if r['frames'] >= m.min_frames]
+        if not v: out[k] = float('nan')
+        elif m.per_frame: out[k] = sum(r['_sum'][k] for r in v) / sum(r['frames'] for r in v)
+        else: out[k] = sum(r['frames'] * r[k] for r in v) / sum(r['frames'] for r in v)
     return out
 
 # %% ../../nbs/03b_train.eval_protocols.ipynb #7d130f4d
@@ -154,7 +167,7 @@ def evaluate_h36m(preds:Mapping[str, np.ndarray], # name -> (N, J, 3) prediction
                   mapping:Mapping[tuple[str, int, int], str]|None=None, # metadata.xml mapping for the skip list
                   root:int|None=0, # root joint set to 0 in both (None: evaluate as given)
                  ) -> EvalResult:
-    "Human3.6M protocols #1 (MPJPE), #2 (P-MPJPE), N-MPJPE and MPJVE, per action and averaged."
+    "Human3.6M protocols #1 (MPJPE), #2 (P-MPJPE), N-MPJPE and MPJVE (the metrics of `H36M_METRICS`), per action and averaged."
     if aggregation not in AGGREGATIONS: raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     _check_keys(preds, gts)
     skip = MOTIONBERT_SKIP if skip_list is True else tuple(skip_list or ())
@@ -166,10 +179,9 @@ def evaluate_h36m(preds:Mapping[str, np.ndarray], # name -> (N, J, 3) prediction
         p, g = np.asarray(preds[name], np.float64), np.asarray(g, np.float64)
         if p.shape != g.shape or p.ndim != 3: raise ValueError(f"sequence {name!r}: pred {p.shape} vs gt {g.shape}; expected two (N, J, 3)")
         if root is not None: p, g = root_relative(p, root), root_relative(g, root)
-        e = {'MPJPE': mpjpe(p, g, False), 'P-MPJPE': p_mpjpe(p, g, False), 'N-MPJPE': n_mpjpe(p, g, False)}
+        values, sums = sequence_metrics(p, g)
         seqs.append(dict(sequence=name, subject=m['subject'], action=m['action'], group=action_group(m['action']),
-                         frames=len(g), **{k: float(v.mean()) for k, v in e.items()},
-                         MPJVE=float(mpjve(p, g)) if len(g) > 1 else float('nan'), _sum={k: float(v.sum()) for k, v in e.items()}))
+                         frames=len(g), **values, _sum=sums))
     if not seqs: raise ValueError(f"no sequences left to evaluate ({len(skipped)} skipped)")
     groups = sorted({s['group'] for s in seqs}, key=lambda a: (a not in H36M_ACTIONS, H36M_ACTIONS.index(a) if a in H36M_ACTIONS else 0, a))
     per_action = []
@@ -182,7 +194,7 @@ def evaluate_h36m(preds:Mapping[str, np.ndarray], # name -> (N, J, 3) prediction
     n = sum(s['frames'] for s in seqs)
     per_action.append(dict(action=f'Average ({aggregation})', sequences=len(seqs), frames=n, **head))
     both = [dict(aggregation=k, **v) for k, v in (('action-wise', aw), ('frame-wise', fw))]
-    settings = dict(protocol='P1 MPJPE, P2 P-MPJPE (per-frame Procrustes), N-MPJPE, MPJVE (mm/frame)',
+    settings = dict(protocol=', '.join(m.protocol or k for k, m in H36M_METRICS.items()),
                     aggregation=aggregation, root_relative=root is not None, root=root, units='mm',
                     skip_list=[f"{e.subject}/{e.base_name} ({e.source})" for e in skip], skipped=skipped)
     return EvalResult('h36m', dict(**head, frames=n, sequences=len(seqs), actions=len(groups)),

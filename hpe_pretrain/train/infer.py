@@ -101,24 +101,24 @@ def _rates(r: dict) -> str:
     if v is None: return f"taken as the model's {m:g} fps (no --fps: not resampled)" if m else "frame rate unknown (not resampled)"
     return f"{v:g} fps, as the model's" if m else f"{v:g} fps, the model's training frame rate unknown: not resampled"
 
-def infer_command(checkpoint: str | Path, # a run folder, a checkpoint in it, a MotionBERT checkpoint, or an exported .onnx / .pt2
-                  keypoints: str | Path, # a 2D keypoint file or OpenPose folder
-                  out: str | Path, # output folder (new, empty, or one infer wrote)
-                  fmt: str | None = None, # keypoint format (None: detected)
-                  joints: str | None = None, # joint set of the file (npz/npy)
-                  image_size: tuple[int, int] | None = None, # (W, H) px; overrides the file's sizes
-                  track: int | None = None, # person track id (None: the longest)
-                  max_gap: int = 10, # longest gap (frames) interpolated
-                  min_score: float = 0.0, # frames with every joint below this are gaps
-                  flip_tta: bool | None = None, # flip test-time augmentation (None: the model's convention)
-                  device: str | None = None, # where the model runs (None: the run's; exports: the CPU)
-                  fps: float | None = None, # frame rate of the video, Hz (None: the model's; no resampling)
+def infer_command(checkpoint: str | Path, # a run folder (outputs/<run>), a .pth checkpoint inside one, a MotionBERT .bin, or an exported .onnx / .pt2 (with its .json sidecar)
+                  keypoints: str | Path, # a 2D keypoint file, or an OpenPose folder of *_keypoints.json
+                  out: str | Path, # folder for poses_3d.npz, poses_3d.json and animation.html (new, empty, or written by infer)
+                  fmt: str | None = None, # the keypoint file's format (None: detected)
+                  joints: str | None = None, # joint set of an npz/npy file, e.g. coco17 (None: from the file)
+                  image_size: tuple[int, int] | None = None, # image size (W, H) in pixels; overrides the file's
+                  track: int | None = None, # person track id (None: the longest track)
+                  max_gap: int = 10, # gaps up to this many frames are interpolated; longer ones split the track
+                  min_score: float = 0.0, # frames whose joints all score below this are gaps
+                  flip_tta: bool | None = None, # test-time flip averaging (None: the model's convention)
+                  device: str | None = None, # cpu, cuda, cuda:N or auto (None: the run's run.device; exports: cpu)
+                  fps: float | None = None, # frame rate of the video, Hz: when it differs from the model's training rate the 2D is resampled to it and the 3D back, one pose per frame (None: the model's, no resampling)
                   max_frames: int = 300, # the animation shows at most this many frames
                   progress: bool = True, # progress over the windows of a long video
-                  trust_pickle: bool = False, # load a .pt2 that holds pickles (only a file you trust)
-                  motionbert_config: str | None = None, # MotionBERT: the config whose conventions to follow
-                  pixel: bool = False, # MotionBERT: its `--pixel` encoding (outputs in pixels) instead of the box
-                  video: str | None = None, # OpenPose folder with several videos: the prefix of the one to read
+                  trust_pickle: bool = False, # load a .pt2 even if it holds pickles or code (only a file you trust)
+                  motionbert_config: str | None = None, # MotionBERT checkpoints: the config whose conventions (root-relative or global, flip) to follow (None: by the checkpoint's size)
+                  pixel: bool = False, # MotionBERT: its --pixel encoding (image-centred pixels; outputs in pixels) instead of the track's box
+                  video: str | None = None, # an OpenPose folder holding several videos: the file-name prefix of the one to read
                  ) -> dict: # the result of `infer_keypoints`, plus 'files'
     "`hpe-pretrain infer`: 2D keypoints of a video -> 3D poses (npz, JSON, HTML animation)."
     lm = load_lifting_model(checkpoint, device, trust_pickle, motionbert_config, 'pixel' if pixel else None)

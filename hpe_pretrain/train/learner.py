@@ -1,5 +1,4 @@
-"""The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that
-builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
+"""The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.learner.html.md"""
 
@@ -18,16 +17,16 @@ from fastai.learner import AvgMetric
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import norm_bias_params
 from fastai.callback.training import GradientClip
-from .metrics import mpjpe, p_mpjpe
+from .metrics import H36M_METRICS
 from ..models.layers import recon2d_head
 from ..models.losses import CombinedLoss
-from ..transforms.normalize import px_per_unit
+from ..transforms.normalize import PoseCodec, px_per_unit
 from .callbacks import PoseLearner, EpochSeedCallback, NaNGuardCallback, ThroughputCallback
 
 # %% auto #0
-__all__ = ['UNUSED_FIELDS', 'OPTIMIZERS', 'ToXY', 'ToDevice', 'feed_device', 'LiftTask', 'MPMTask', 'LiftLoss', 'mpm_mask',
-           'MPMLoss', 'mpjpe_mm', 'p_mpjpe_mm', 'mpm_px', 'lift_metrics', 'mpm_metrics', 'DecayGroupsWrapper',
-           'decay_groups', 'adamw', 'activation_bytes', 'checkpoint_needed', 'pose_learner']
+__all__ = ['UNUSED_FIELDS', 'mpjpe_mm', 'p_mpjpe_mm', 'OPTIMIZERS', 'ToXY', 'ToDevice', 'feed_device', 'LiftTask', 'MPMTask',
+           'LiftLoss', 'mpm_mask', 'MPMLoss', 'learner_metric', 'lift_metrics', 'mpm_px', 'mpm_metrics', 'task_monitor',
+           'DecayGroupsWrapper', 'decay_groups', 'adamw', 'activation_bytes', 'checkpoint_needed', 'pose_learner']
 
 # %% ../../nbs/03e_train.learner.ipynb #e0019b2e
 class ToXY(Transform):
@@ -111,18 +110,26 @@ class MPMLoss(nn.Module):
         return self.crit(pred, b['x2d'], mask=mpm_mask(b))
 
 # %% ../../nbs/03e_train.learner.ipynb #3bb05ebe
-def mpjpe_mm(pred:Tensor, # (B, T, J, 3) metres
-             b:dict, # the batch (target 'y3d', metres)
-            ) -> Tensor:
-    "MPJPE in mm of root-relative predictions (metres) against `b['y3d']` (the evaluation protocols also zero the predicted root)."
-    return mpjpe(pred * 1000, b['y3d'] * 1000)
+def learner_metric(name:str, # a key of `H36M_METRICS`
+                   codec:PoseCodec=PoseCodec(), # decodes prediction and target (metres) to mm
+                  ) -> Callable[[Tensor, dict], Tensor]: # `f(pred, b)`, named after the metric's `learner` name
+    "A fastai metric function of `H36M_METRICS[name]`: the prediction against `b['y3d']`, both decoded to mm in float32."
+    m = H36M_METRICS[name]
+    def f(pred:Tensor, # (B, T, J, 3) root-relative metres
+          b:dict, # the batch (target 'y3d', metres)
+         ) -> Tensor: # the metric in mm (scalar)
+        return m.fn(codec.decode_3d(pred.float()), codec.decode_3d(b['y3d'].float()))
+    f.__name__ = f.__qualname__ = m.learner or f"{name.lower().replace('-', '_')}_mm"
+    f.__doc__ = f"{name} in mm of root-relative predictions (metres) against `b['y3d']` (the protocols also zero the predicted root)."
+    return f
 
-def p_mpjpe_mm(pred:Tensor, # (B, T, J, 3) metres
-               b:dict, # the batch (target 'y3d', metres)
-              ) -> Tensor:
-    "P-MPJPE (Procrustes-aligned) in mm."
-    return p_mpjpe(pred.float() * 1000, b['y3d'].float() * 1000)
+mpjpe_mm, p_mpjpe_mm = learner_metric('MPJPE'), learner_metric('P-MPJPE')
 
+def lift_metrics() -> list:
+    "fastai metrics of the lifting tasks: the `H36M_METRICS` that name a `learner` metric (`mpjpe_mm`, `p_mpjpe_mm`)."
+    return [AvgMetric(learner_metric(k)) for k, m in H36M_METRICS.items() if m.learner]
+
+# %% ../../nbs/03e_train.learner.ipynb #b74cb5db
 def mpm_px(pred:Tensor, # (B, T, J, 2) normalised
            b:dict, # the batch (target 'x2d', masks, 'size' px)
           ) -> Tensor:
@@ -131,13 +138,14 @@ def mpm_px(pred:Tensor, # (B, T, J, 2) normalised
     err = (pred - b['x2d']).norm(dim=-1) * px_per_unit(b['size'], pred[..., 0])   # the codec's scale: w / 2
     return (err * m).sum() / m.sum().clamp_min(1)
 
-def lift_metrics() -> list:
-    "fastai metrics of the lifting tasks: `mpjpe` and `p_mpjpe` in mm."
-    return [AvgMetric(mpjpe_mm), AvgMetric(p_mpjpe_mm)]
-
 def mpm_metrics() -> list:
     "fastai metrics of masked pose modelling: `mpm_px`."
     return [AvgMetric(mpm_px)]
+
+def task_monitor(task:str, # 'lift' or 'mpm'
+                ) -> str: # the name of a metric of the task's learner
+    "The metric a stage's checkpoints and early stopping follow: the first tracked `H36M_METRICS` entry, or `mpm_px`."
+    return lift_metrics()[0].name if task == 'lift' else mpm_px.__name__
 
 # %% ../../nbs/03e_train.learner.ipynb #9567a584
 OPTIMIZERS = ('adamw', 'fastai')

@@ -1,5 +1,4 @@
-"""MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC, on NumPy arrays or torch tensors, exactly as the
-reference repositories compute them.
+"""MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC on NumPy arrays or torch tensors, as the reference repositories compute them, and the table of the Human3.6M metrics.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.metrics.html.md"""
 
@@ -7,16 +6,17 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.metrics.html.md"""
 
 # %% ../../nbs/03a_train.metrics.ipynb #12195c28
 from __future__ import annotations
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 import numpy as np
 import torch
 from ..transforms.normalize import root_relative  # the one definition (re-exported here for the protocols)
 
 # %% auto #0
-__all__ = ['MPI_ROOT', 'MPI_JOINT_GROUPS', 'MPI_JOINT_GROUPS_17', 'MPI_PCK_JOINTS', 'PCK_THRESHOLD', 'AUC_THRESHOLDS',
-           'PCK_JOINT_COUNTS', 'joint_errors', 'mpjpe', 'n_mpjpe', 'procrustes_align', 'p_mpjpe', 'mpjve',
-           'mpi_pck_groups', 'group_joints', 'pck3d', 'auc3d', 'pck_table']
+__all__ = ['H36M_METRICS', 'MPI_ROOT', 'MPI_JOINT_GROUPS', 'MPI_JOINT_GROUPS_17', 'MPI_PCK_JOINTS', 'PCK_THRESHOLD',
+           'AUC_THRESHOLDS', 'PCK_JOINT_COUNTS', 'joint_errors', 'mpjpe', 'n_mpjpe', 'procrustes_align', 'p_mpjpe',
+           'mpjve', 'Metric', 'mpi_pck_groups', 'group_joints', 'pck3d', 'auc3d', 'pck_table']
 
 # %% ../../nbs/03a_train.metrics.ipynb #1fbca9b3
 def _is_t(x) -> bool: return isinstance(x, torch.Tensor)
@@ -115,6 +115,24 @@ def mpjve(pred:np.ndarray|torch.Tensor, # (..., T, J, 3) predictions, mm, T >= 2
         raise ValueError(f"mpjve: expected (..., T, J, C) with T >= 2 frames, got shape {tuple(pred.shape)}")
     vp, vg = pred[..., 1:, :, :] - pred[..., :-1, :, :], gt[..., 1:, :, :] - gt[..., :-1, :, :]
     return mpjpe(vp, vg, reduce)
+
+# %% ../../nbs/03a_train.metrics.ipynb #b237bc3c
+@dataclass(frozen=True)
+class Metric:
+    "One Human3.6M metric: its function, how sequences are averaged, its unit and its name while training."
+    fn: Callable # `fn(pred, gt, reduce=True)` on (N, J, 3) mm: the mean, or per-frame values with reduce=False
+    per_frame: bool = True # True: a value per frame, pooled over frames; False: one per sequence, weighted by its frames
+    unit: str = 'mm' # of the result
+    min_frames: int = 1 # a sequence shorter than this has no value (NaN) and is left out of the means
+    learner: str | None = None # the name it is tracked under while training (in mm); None: not tracked
+    protocol: str = '' # how the results' `protocol` setting names it (default: its name)
+
+# %% ../../nbs/03a_train.metrics.ipynb #eacfdc09
+H36M_METRICS: dict[str, Metric] = {   # name -> metric; the columns of every Human3.6M table, in this order
+    'MPJPE': Metric(mpjpe, learner='mpjpe_mm', protocol='P1 MPJPE'),
+    'P-MPJPE': Metric(p_mpjpe, learner='p_mpjpe_mm', protocol='P2 P-MPJPE (per-frame Procrustes)'),
+    'N-MPJPE': Metric(n_mpjpe),
+    'MPJVE': Metric(mpjve, per_frame=False, unit='mm/frame', min_frames=2, protocol='MPJVE (mm/frame)')}
 
 # %% ../../nbs/03a_train.metrics.ipynb #d9100c2a
 MPI_ROOT = 14  # pelvis in the mpi17 order

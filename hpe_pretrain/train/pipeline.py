@@ -1,5 +1,4 @@
-"""`fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the
-only place besides the CLI that reads configuration.
+"""`fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the only place besides the CLI that reads configuration.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.pipeline.html.md"""
 
@@ -33,7 +32,8 @@ from .evaluate import evaluate_model, write_samples
 from ..models.layers import set_checkpointing
 from .callbacks import (CheckpointCallback, load_checkpoint, resume_epoch, precision_callbacks,
                                           resolve_precision, fit_scheduled, PlainLogCallback, PoseTensorBoard)
-from .learner import pose_learner, ToXY, feed_device, activation_bytes, checkpoint_needed
+from .learner import pose_learner, ToXY, feed_device, activation_bytes, checkpoint_needed, task_monitor
+from .metrics import H36M_METRICS
 from .distributed import world, ddp_callback, weights_digest, init_distributed
 
 # %% auto #0
@@ -194,7 +194,7 @@ def run_stage(cfg:DictConfig, # the composed config
     if init_from is not None:  # finetuning: the encoder (an architecture lists what MPM leaves at init); pretraining: everything
         report = load_init(model, init_from, cfg.data.joints, exclude=() if stage == 'pretrain' else None, verbose=rank == 0)
     skel = get_skeleton(cfg.data.joints)
-    monitor = 'mpjpe_mm' if task == 'lift' else 'mpm_px'
+    monitor = task_monitor(task)
     ck = CheckpointCallback(run.models, fname=stage, monitor=monitor)
     cbs = precision_callbacks(tr.precision, dev) + [ck]
     start = resume_epoch(ck.last_path) if cfg.run.resume else 0
@@ -339,11 +339,11 @@ def clear_run(run:RunDir, # the run folder
     return gone
 
 # %% ../../nbs/03f_train.pipeline.ipynb #7f5aa415
-_HEADLINE = ('MPJPE', 'P-MPJPE', 'N-MPJPE', 'MPJVE', 'PCK', 'AUC')
+_MPI_HEADLINE = ('PCK', 'AUC')   # MPI-INF-3DHP columns after the `H36M_METRICS` ones
 
 def _summary_table(recs:list[dict], results:dict) -> str:
     "The run's results as an aligned text table: one row per stage."
-    cols = [k for k in _HEADLINE if any(k in r for r in results.values())]
+    cols = [k for k in (*H36M_METRICS, *_MPI_HEADLINE) if any(k in r for r in results.values())]
     rows = [('stage', 'task', 'epochs', 'train clips', 'best (valid)', *cols, 'time s')]
     for r in recs:
         s = results.get(r['stage'], {})
@@ -355,6 +355,7 @@ def _summary_table(recs:list[dict], results:dict) -> str:
     fmt = lambda r: '  '.join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(r))
     return '\n'.join([fmt(rows[0]), '  '.join('-' * x for x in w)] + [fmt(r) for r in rows[1:]])
 
+# %% ../../nbs/03f_train.pipeline.ipynb #52eb47bf
 def fit_from_config(cfg:DictConfig, # a composed config (`load_config`)
                     progress:bool=True, # progress bars and data summaries
                     overwrite:bool=False, # start over in a folder that holds a run (its files removed); else such a folder needs `run.resume`
