@@ -115,9 +115,9 @@ def test_options_reach_the_function(monkeypatch):
     got = {}
     _spy(monkeypatch, cli, 'fit_command', got)
     assert main(['fit', 'a=1', '--quick', 'b=2', '--resume']) == 0
-    assert got == dict(overrides=['a=1', 'b=2'], quick=True, config=None, resume=True, list_config=False)
+    assert got == dict(overrides=['a=1', 'b=2'], quick=True, config=None, resume=True, list_config=False, overwrite=False)
     assert main(['fit', '--resume', 'run.name=x', 'c=3', '--list']) == 0
-    assert got == dict(overrides=['run.name=x', 'c=3'], quick=False, config=None, resume=True, list_config=True)
+    assert got == dict(overrides=['run.name=x', 'c=3'], quick=False, config=None, resume=True, list_config=True, overwrite=False)
     assert main(['fit', '--resume', 'outputs/somewhere']) == 0 and got['resume'] == 'outputs/somewhere'
     _spy(monkeypatch, cli, 'eval_command', got)
     assert main(['eval', '--checkpoint', 'r', '--data', 'c.h5', '--no-flip-tta', '--stride', '9', '--pck-joints', '17']) == 0
