@@ -202,7 +202,7 @@ def resume_epoch(path:str|Path, # a `<fname>_last.pth` checkpoint (may not exist
         raise ValueError(f"{path}: field 'epoch' is {ep!r}; expected the epoch index (an int >= 0) of a hpe_pretrain checkpoint")
     return ep + 1
 
-# %% ../../nbs/03d_train.callbacks.ipynb #dd141669
+# %% ../../nbs/03d_train.callbacks.ipynb #adeb19e2
 class NaNGuardCallback(TerminateOnNaNCallback):
     "Stop training on a NaN/inf loss with a clear message; `learn.nan_stopped` records where."
     def __init__(self, every:int|None=None): # steps between looks (None: every step on the CPU, every 32 on a GPU)
@@ -225,8 +225,8 @@ class NaNGuardCallback(TerminateOnNaNCallback):
         it = int(bad)
         if it >= 1 << 62: return
         self.learn.nan_stopped = (self.epoch, it)
-        print(f"Loss became non-finite at epoch {self.epoch}, batch {it}: training stopped. "
-              f"The last good checkpoint (end of epoch {self.epoch - 1}) is kept.")
+        kept = f"the last good checkpoint (end of epoch {self.epoch - 1}) is kept" if self.epoch else "no epoch had finished: nothing was saved"
+        print(f"Loss became non-finite at epoch {self.epoch}, batch {it}: training stopped; {kept}.")
         raise CancelFitException
 
 # %% ../../nbs/03d_train.callbacks.ipynb #428602f3

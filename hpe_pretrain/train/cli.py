@@ -19,7 +19,7 @@ if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-f
 __all__ = ['QUICK', 'COMMANDS', 'add_options', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'Command',
            'build_parser', 'main']
 
-# %% ../../nbs/03g_train.cli.ipynb #90b898d3
+# %% ../../nbs/03g_train.cli.ipynb #5135097d
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -115,7 +115,7 @@ def tune_malloc(mmap_threshold:int=256 << 20, # bytes: larger blocks are mapped 
     return ok and (mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(min(mmap_threshold, 2**31 - 1))) == 1
                    or mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(32 << 20)) == 1)
 
-# %% ../../nbs/03g_train.cli.ipynb #a4f09718
+# %% ../../nbs/03g_train.cli.ipynb #89769f53
 QUICK = ('model=stmo-tiny', 'data.clip_len=27', 'data.stride=27', 'data.synthetic.frames_per_seq=120',
          'pretrain.epochs=3', 'finetune.epochs=3', 'scratch.epochs=3', 'train.bs=64', 'train.tensorboard=true',
          'run.name=quick')  # `--quick`: the whole pipeline in well under two minutes on 2 CPU cores

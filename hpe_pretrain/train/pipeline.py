@@ -143,7 +143,7 @@ def stage_transforms(cfg:DictConfig, # the composed config
 def _noise_std(skel, scale:float) -> tuple:
     return tuple(float(v) * scale for v in detector_noise_std(skel))
 
-# %% ../../nbs/03f_train.pipeline.ipynb #d8ac2792
+# %% ../../nbs/03f_train.pipeline.ipynb #9c3b37ac
 def device_of(cfg:DictConfig, # the composed config
              ) -> torch.device: # `run.device`, with auto resolved
     "The training device: `run.device` checked by `resolve_device` (auto = CUDA when available, else CPU)."
@@ -232,6 +232,10 @@ def run_stage(cfg:DictConfig, # the composed config
                      f"nan_stopped {rec['nan_stopped']}", flush=True)
     best = ck.best_path if ck.best_path.exists() else ck.last_path
     if ws > 1: dist.barrier()
+    if rec['nan_stopped'] is not None and not best.exists():   # nothing to continue from: an error, not a run without a model
+        e, b = rec['nan_stopped']
+        raise ValueError(f"{stage}: the loss became non-finite at epoch {e}, batch {b}, before any epoch was saved: no model. "
+                         f"Look for non-finite values in the training data (a keypoint source?) or lower {stage}.lr ({sc.lr:g})")
     if best.exists(): load_checkpoint(learn, best, with_opt=False)
     return learn.model.model, rec
 
