@@ -48,7 +48,7 @@ def _peak_rss_mb() -> float:
 def _make_run(d: Path, model: str, m=None, clip_len: int = 27):
     "A run folder (config.yaml + models/finetune_best.pth) holding `m`, or a freshly created `model`."
     import torch
-    from hpe_pretrain.data.files import RunDir
+    from hpe_pretrain.data.paths import RunDir
     from hpe_pretrain.models.factory import create_model, finetune_model_config
     from hpe_pretrain.train.config import load_config, save_config
     run = RunDir(d/model); cfg = load_config([f'model={model}', f'data.clip_len={clip_len}'])

@@ -14,6 +14,7 @@ Modules:
 - `hpe_pretrain.data.motion`: Plausible human motion with no dataset: a 32-joint H36M-proportioned skeleton with per-subject bone lengths, driven by smooth joint-angle trajectories of several motion families, in world millimetres.
 - `hpe_pretrain.data.mpi_inf_3dhp`: Read the official MPI-INF-3DHP files (training `annot.mat` + `camera.calibration`, test `annot_data.mat`) into `PoseSequence`s; write the same formats for tests and synthetic data.
 - `hpe_pretrain.data.mpi_inf_3dhp_files`: Read P-STMO's preprocessed `data_train_3dhp.npz` / `data_test_3dhp.npz` into `PoseSequence`s, and read any MPI-INF-3DHP source (official files or npz) with `detect_3dhp_format` / `iter_3dhp`.
+- `hpe_pretrain.data.paths`: Where a training run keeps its files (`RunDir`) and where the package keeps its YAML configs.
 - `hpe_pretrain.data.prepare`: One entry point from any H36M / MPI-INF-3DHP source (or synthetic data) to the pose cache: format detection, source fingerprints for cache reuse, atomic writes, a summary table, and the `hpe-pretrain prepare` arguments.
 - `hpe_pretrain.data.sequence`: `PoseSequence`, the unit every reader yields and the pose cache stores; its per-frame fields and their validation.
 - `hpe_pretrain.data.skeleton`: Immutable joint sets (names, kinematic tree, left/right pairs, flip permutation) and the maps between them.

@@ -109,7 +109,7 @@ def make_run(d:str|Path, # the run folder to create
             ) -> tuple:
     "`(RunDir, {stage: model})`: a run folder like `fit` leaves, with freshly created (untrained) models."
     from omegaconf import OmegaConf
-    from hpe_pretrain.data.files import RunDir
+    from hpe_pretrain.data.paths import RunDir
     from hpe_pretrain.models.factory import create_model, finetune_model_config
     from hpe_pretrain.train.config import load_config, save_config
     run = RunDir(Path(d)); cfg = load_config([f'model={model}', 'data.clip_len=27', *overrides])

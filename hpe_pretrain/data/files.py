@@ -10,15 +10,11 @@ from __future__ import annotations
 import errno, fcntl, glob, os, re, shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
-from types import MappingProxyType
 
 # %% auto #0
-__all__ = ['LIFTING_STAGES', 'GROUPS', 'pid_alive', 'remove_stale_tmp', 'DiskFullError', 'is_disk_full', 'disk_full_error',
-           'atomic_write', 'write_text_atomic', 'LockedError', 'file_lock', 'atomic_folder', 'checkpoint_name',
-           'RunDir', 'config_dir', 'config_file', 'list_configs']
+__all__ = ['pid_alive', 'remove_stale_tmp', 'DiskFullError', 'is_disk_full', 'disk_full_error', 'atomic_write',
+           'write_text_atomic', 'LockedError', 'file_lock', 'atomic_folder']
 
 # %% ../../nbs/00a_data.files.ipynb #b12ca5b3
 def pid_alive(pid: int, # a process id
@@ -162,100 +158,3 @@ def atomic_folder(out: str | Path, # the output folder (replaced as a whole on s
             if is_disk_full(e) and not isinstance(e, DiskFullError): raise disk_full_error(out) from None
             raise
         shutil.rmtree(old, ignore_errors=True)
-
-# %% ../../nbs/00a_data.files.ipynb #5ef1bfb8
-LIFTING_STAGES: tuple[str, ...] = ('finetune', 'scratch')   # the stages whose models lift 2D to 3D
-
-def checkpoint_name(stage: str, # the stage (or any checkpoint stem), e.g. 'finetune'
-                    which: str = 'best', # 'best' or 'last'
-                   ) -> str: # e.g. 'finetune_best.pth'
-    "File name of a stage's checkpoint."
-    if which not in ('best', 'last'): raise ValueError(f"checkpoint kind {which!r}: expected 'best' or 'last'")
-    return f"{stage}_{which}.pth"
-
-@dataclass(frozen=True)
-class RunDir:
-    "The folder of one training run (see the table above)."
-    path: Path # the run folder, `<out_dir>/<name>`
-
-    def __post_init__(self): object.__setattr__(self, 'path', Path(self.path))
-    def __truediv__(self, other: str) -> Path: return self.path / other
-    def __str__(self) -> str: return str(self.path)
-    @property
-    def name(self) -> str: return self.path.name
-    @property
-    def config(self) -> Path: return self.path / 'config.yaml'
-    @property
-    def models(self) -> Path: return self.path / 'models'
-    @property
-    def logs(self) -> Path: return self.path / 'logs'
-    @property
-    def results(self) -> Path: return self.path / 'results'
-    @property
-    def summary(self) -> Path: return self.results / 'summary.json'
-    @property
-    def report(self) -> Path: return self.results / 'report.html'
-    @property
-    def lock(self) -> Path: return self.path / '.lock'
-
-    def checkpoint(self, stage: str, # e.g. 'pretrain', 'finetune'
-                   which: str = 'best', # 'best' or 'last'
-                  ) -> Path:
-        "`models/<stage>_<which>.pth`."
-        return self.models / checkpoint_name(stage, which)
-    def history(self, stage: str, # e.g. 'finetune'
-               ) -> Path:
-        "`logs/<stage>_history.csv` (fastai `CSVLogger`)."
-        return self.logs / f"{stage}_history.csv"
-    def histories(self) -> dict[str, Path]:
-        "The stages that have a training log, with its path."
-        return {p.name[:-len('_history.csv')]: p for p in sorted(self.logs.glob('*_history.csv'))} if self.logs.is_dir() else {}
-    def tensorboard(self, stage: str | None = None, # e.g. 'finetune'; None: the folder of all stages
-                   ) -> Path:
-        "`logs/tb/` or `logs/tb/<stage>/`."
-        return self.logs / 'tb' / (stage or '')
-    def stage_results(self, stage: str, # a stage, or e.g. 'eval_<cache name>'
-                     ) -> Path:
-        "`results/<stage>/` (tables and samples of an evaluated stage, or of an `eval` run)."
-        return self.results / stage
-    def samples(self) -> list[Path]:
-        "Every `results/**/samples.npz`."
-        return sorted(self.results.rglob('samples.npz')) if self.results.is_dir() else []
-
-    def lifting_checkpoint(self) -> Path:
-        "The checkpoint a lifting model is evaluated or exported from: finetune, else scratch; best, else last."
-        for which in ('best', 'last'):
-            for stage in LIFTING_STAGES:
-                if (p := self.checkpoint(stage, which)).exists(): return p
-        raise FileNotFoundError(f"{self.path}: no finetune/scratch checkpoint under models/ (is it a run folder?)")
-
-    @classmethod
-    def resolve(cls, run_or_file: str | Path, # a run folder, or a checkpoint inside `<run>/models/`
-               ) -> tuple[RunDir, Path]: # the run and the checkpoint to use
-        "The run of a folder or checkpoint path, and its lifting checkpoint (or the file given)."
-        p = Path(run_or_file)
-        if p.is_dir(): run = cls(p); return run, run.lifting_checkpoint()
-        if not p.exists(): raise FileNotFoundError(f"{p}: no such checkpoint or run folder")
-        run = cls(p.parent.parent)
-        if not run.config.exists(): raise FileNotFoundError(f"{p}: no config.yaml two levels up ({run.path}); pass the run folder")
-        return run, p
-
-# %% ../../nbs/00a_data.files.ipynb #72b6a8f8
-GROUPS: tuple[str, ...] = ('model', 'data')  # config groups: a name in the main config selects configs/<group>s/<name>.yaml
-_GROUP_DIRS = MappingProxyType({'model': 'models', 'data': 'data'})
-
-def config_dir() -> Path:
-    "The folder of the YAML configs shipped with the package."
-    return Path(str(files('hpe_pretrain')))/'configs'
-
-def config_file(group: str, # 'model' or 'data'
-                name: str,  # a shipped config's name, e.g. 'stmo-small'
-               ) -> Path:   # its YAML file (which may not exist)
-    "The YAML file of a shipped `group` config."
-    if group not in GROUPS: raise ValueError(f"Unknown config group {group!r}; valid groups: {', '.join(GROUPS)}")
-    return config_dir()/_GROUP_DIRS[group]/f'{name}.yaml'
-
-def list_configs(group: str, # 'model' or 'data'
-                ) -> list[str]:
-    "Names of the shipped configs of `group`, sorted."
-    return sorted(p.stem for p in config_file(group, '_').parent.glob('*.yaml'))

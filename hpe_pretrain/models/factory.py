@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from ..data.files import config_file, list_configs
+from ..data.paths import config_file, list_configs
 from ..data.skeleton import get_skeleton
 from pathlib import Path
 from types import MappingProxyType

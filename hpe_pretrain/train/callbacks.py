@@ -24,7 +24,8 @@ from fastai.callback.tracker import TerminateOnNaNCallback
 from fastai.callback.tensorboard import TensorBoardCallback
 from fastcore.foundation import L
 from ..models.factory import read_checkpoint
-from ..data.files import atomic_write, checkpoint_name, remove_stale_tmp
+from ..data.files import atomic_write, remove_stale_tmp
+from ..data.paths import checkpoint_name
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'SCHEDULES', 'PoseLearner', 'epoch_seed', 'EpochSeedCallback', 'atomic_torch_save', 'CheckpointCallback',

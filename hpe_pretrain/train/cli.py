@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from fastcore.docments import docments
-from ..data.files import RunDir
+from ..data.paths import RunDir
 if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-free at import time
 
 # %% auto #0
 __all__ = ['QUICK', 'COMMANDS', 'add_options', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'Command',
            'build_parser', 'main']
 
-# %% ../../nbs/05b_cli.ipynb #83fef391
+# %% ../../nbs/05b_cli.ipynb #f4415218
 _EPILOG = """examples:
   hpe-pretrain fit                                  # main job on the embedded synthetic dataset
   hpe-pretrain fit --quick                          # a < 2 minute version of it
@@ -115,7 +115,7 @@ def tune_malloc(mmap_threshold:int=256 << 20, # bytes: larger blocks are mapped 
     return ok and (mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(min(mmap_threshold, 2**31 - 1))) == 1
                    or mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(32 << 20)) == 1)
 
-# %% ../../nbs/05b_cli.ipynb #fe3cac50
+# %% ../../nbs/05b_cli.ipynb #a5eb7cb5
 QUICK = ('model=stmo-tiny', 'data.clip_len=27', 'data.stride=27', 'data.synthetic.frames_per_seq=120',
          'pretrain.epochs=3', 'finetune.epochs=3', 'scratch.epochs=3', 'train.bs=64', 'train.tensorboard=true',
          'run.name=quick')  # `--quick`: the whole pipeline in well under two minutes on 2 CPU cores
@@ -130,7 +130,7 @@ def _interrupted(run:RunDir) -> str:
 
 def _run_of(overrides:Sequence[str]) -> Path:
     "The run folder `<run.out_dir>/<run.name>` that `key=value` overrides name (the shipped defaults where they name none)."
-    from hpe_pretrain.data.files import config_dir
+    from hpe_pretrain.data.paths import config_dir
     from omegaconf import OmegaConf
     run = OmegaConf.load(config_dir()/'config.yaml').run
     kv = dict(o.split('=', 1) for o in overrides if o.startswith(('run.out_dir=', 'run.name=')))

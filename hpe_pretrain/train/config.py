@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect, io, tokenize, warnings
 from dataclasses import fields, is_dataclass, MISSING as _NO_DEFAULT
 from functools import cache
-from ..data.files import GROUPS, config_dir, config_file, list_configs, write_text_atomic
+from ..data.files import write_text_atomic
+from ..data.paths import GROUPS, config_dir, config_file, list_configs
 from pathlib import Path
 from typing import Any, List, Sequence, Union, get_args, get_origin, get_type_hints
 from omegaconf import OmegaConf, DictConfig, ListConfig, MISSING

@@ -22,7 +22,8 @@ from ..data.loaders import pose_dataloaders
 from ..data.mixture import MixtureSource, parse_sources, mixture_dataloaders, mixture_summary, mixture_report, check_mixture_objective
 from ..data.prepare import prepare, data_root, synthetic_args, DEFAULT_JOINTS
 from ..data.cache import PoseCache
-from ..data.files import RunDir, file_lock, write_text_atomic
+from ..data.files import file_lock, write_text_atomic
+from ..data.paths import RunDir
 from ..transforms.normalize import NormalizePose
 from ..transforms.augment import RandomFlip, RandomRotateScale, RandomJitter2D
 from ..transforms.corrupt import MotionBERTCorrupt, PSTMOMask, detector_noise_std

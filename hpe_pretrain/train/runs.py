@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from omegaconf import OmegaConf
-from ..data.files import RunDir
+from ..data.paths import RunDir
 from ..models.factory import (LoadReport, encoder_exclude, finetune_model_config, load_encoder,
                                          motionbert_config, motionbert_name, motionbert_state_dict, read_checkpoint,
                                          shipped_model_of, _summarize, _MB_ARCH_KEYS)

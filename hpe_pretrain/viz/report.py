@@ -20,7 +20,8 @@ from .skeleton import PALETTES, animate_skeleton_3d, plot_skeleton_3d, side_colo
 
 ErrorTable = pd.DataFrame | pd.Series | Mapping | Sequence | np.ndarray  # the error inputs the views accept (see each view)
 
-from ..data.files import RunDir, write_text_atomic
+from ..data.files import write_text_atomic
+from ..data.paths import RunDir
 
 # %% auto #0
 __all__ = ['ErrorTable', 'plot_action_errors', 'plot_joint_errors', 'plot_error_over_time', 'worst_sequences',
