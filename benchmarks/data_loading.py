@@ -43,7 +43,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from hpe_pretrain.data.cache import PoseCache, PoseSequence, write_cache  # noqa: E402
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.sequence import PoseSequence
+from hpe_pretrain.data.cache_writer import write_cache  # noqa: E402
 from hpe_pretrain.data.loaders import PoseClipDataset, pose_dataloaders  # noqa: E402
 
 SUBJECTS = {'S1': 'train', 'S5': 'train', 'S6': 'train', 'S7': 'train', 'S8': 'train', 'S9': 'test', 'S11': 'test'}

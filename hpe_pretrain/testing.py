@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from fastai.basics import Callback, DataLoaders
 from .data.camera import project
-from .data.cache import PoseSequence, write_cache
+from .data.sequence import PoseSequence
+from .data.cache_writer import write_cache
 from .train.callbacks import PoseLearner
 
 # %% auto #0

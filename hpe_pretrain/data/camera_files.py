@@ -1,6 +1,6 @@
 """Read and write the camera files of the datasets: Human3.6M's `metadata.xml` (all 11 subjects x 4 cameras in
-one `w0` vector), MPI-INF-3DHP's `camera.calibration` (Skeletool V1.0) and its test set's `.calib` files
-(tc camera calibration v0.3), as `Camera`s.
+one `w0` vector), and MPI-INF-3DHP's training `camera.calibration`
+(Skeletool V1.0), as `Camera`s (the test set's `.calib` files: `data.mpi_test_cameras`).
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.camera_files.html.md"""
 
@@ -8,21 +8,18 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.camera_files.html.md"""
 
 # %% ../../nbs/00e_data.camera_files.ipynb #b1412336
 from __future__ import annotations
-import math, re, warnings
+import math, re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 import numpy as np
 from .camera import Camera, H36M_CAMERA_IDS, H36M_RESOLUTION, H36M_SUBJECTS
-
 from .files import write_text_atomic
 
 # %% auto #0
-__all__ = ['H36M_ACTION_NAMES', 'TC_CALIB_HEADER', 'TS_CALIB_SIZE', 'TS_CALIB_FILES', 'TS_CALIB_GROUP', 'TS_CALIB_CAMERA',
-           'TS_CALIB_SEARCH', 'h36m_rotation', 'h36m_euler', 'write_h36m_metadata', 'read_h36m_metadata',
-           'write_3dhp_calibration', 'read_3dhp_calibration', 'read_3dhp_test_calibration',
-           'write_3dhp_test_calibration', 'find_3dhp_test_calibration', 'load_3dhp_test_cameras']
+__all__ = ['H36M_ACTION_NAMES', 'h36m_rotation', 'h36m_euler', 'write_h36m_metadata', 'read_h36m_metadata',
+           'write_3dhp_calibration', 'read_3dhp_calibration']
 
 # %% ../../nbs/00e_data.camera_files.ipynb #94b5b86b
 def h36m_rotation(rx: float, # w0 angle rx, radians
@@ -191,185 +188,3 @@ def read_3dhp_calibration(path: str | Path, # a 3DHP `S*/Seq*/camera.calibration
         except ValueError: raise ValueError(f"{path}: field 'name' must be an integer camera index, got {name!r}") from None
         out[idx] = _calib_block(path, name, fields)
     return out
-
-# %% ../../nbs/00e_data.camera_files.ipynb #48d61f46
-TC_CALIB_HEADER = 'tc camera calibration v0.3'
-_TC_ARITY = MappingProxyType({'frame': (1,), 'sensorSize': (2,), 'focalLength': (1,), 'pixelAspect': (1,),
-                              'centerOffset': (2,), 'distortion': (4, 5), 'origin': (3,), 'up': (3,), 'right': (3,)})
-_TC_SKIP = ('colorCorrection', 'red', 'green', 'blue')           # colour lookup tables: read past, not used
-TS_CALIB_SIZE = MappingProxyType({'ts1-4': (2048, 2048), 'ts5-6': (1920, 1080)})  # image (width, height) per file
-
-def _ts_group(path: Path) -> str | None:
-    "'ts1-4' / 'ts5-6' when the file name says which test sequences it covers."
-    return next((g for g in TS_CALIB_SIZE if g in Path(path).name.lower()), None)
-
-def _is_number(s: str) -> bool:
-    try: float(s); return True
-    except ValueError: return False
-
-def _tc_statements(path: Path) -> list[tuple[str, list[str], int]]:
-    "[(field, value tokens, line number)] after the header; a line starting with a number continues the field above."
-    lines = path.read_text(encoding='utf-8-sig').splitlines()
-    first = next((i for i, l in enumerate(lines) if l.strip()), None)
-    if first is None or lines[first].strip() != TC_CALIB_HEADER:
-        raise ValueError(f"{path}: missing header line {TC_CALIB_HEADER!r}, found {lines[first].strip() if first is not None else 'an empty file'!r}")
-    out = []
-    for no, line in enumerate(lines[first + 1:], first + 2):
-        toks = line.split('#', 1)[0].split()
-        if not toks: continue
-        if not _is_number(toks[0]): out.append((toks[0], toks[1:], no))
-        elif out: out[-1][1].extend(toks)
-        else: raise ValueError(f"{path}: line {no}: numbers before the first field")
-    return out
-
-def _tc_blocks(path: Path, stmts: list) -> list[tuple[int, dict]]:
-    "[(camera index, {field: (values, line)})]: the fields before a camera's first `frame` and in it."
-    cams, frames = [], 0
-    for key, vals, no in stmts:
-        if key == 'camera':
-            if not vals or not re.fullmatch(r'[-+]?\d+', vals[0]):
-                raise ValueError(f"{path}: line {no}: field 'camera' needs an integer index and a name, got {' '.join(vals)!r}")
-            if int(vals[0]) in [i for i, _ in cams]: raise ValueError(f"{path}: line {no}: camera {int(vals[0])} appears twice")
-            cams.append((int(vals[0]), {})); frames = 0; continue
-        if not cams: raise ValueError(f"{path}: line {no}: field {key!r} appears before the first 'camera'")
-        frames += key == 'frame'
-        if frames > 1 or key in _TC_SKIP: continue
-        if key in cams[-1][1]: raise ValueError(f"{path}: line {no}: camera {cams[-1][0]}: field {key!r} given twice")
-        cams[-1][1][key] = (vals, no)
-    return cams
-
-# %% ../../nbs/00e_data.camera_files.ipynb #c375a660
-def _tc_numbers(path: Path, idx: int, fields: dict, key: str, default=None) -> np.ndarray:
-    "The values of numeric field `key` of camera `idx`, checked (count, numbers, finite)."
-    if key not in fields:
-        if default is None: raise ValueError(f"{path}: camera {idx}: missing field {key!r}")
-        return np.asarray(default, dtype=np.float64)
-    vals, no = fields[key]
-    where, n = f"{path}: line {no}: camera {idx}: field {key!r}", _TC_ARITY[key]
-    if len(vals) not in n: raise ValueError(f"{where} has {len(vals)} values, expected {' or '.join(map(str, n))}")
-    bad = next((v for v in vals if not _is_number(v)), None)
-    if bad is not None: raise ValueError(f"{where} has a non-numeric value {bad!r}")
-    a = np.array([float(v) for v in vals])
-    if not np.isfinite(a).all(): raise ValueError(f"{where} is not finite: {' '.join(vals)}")
-    return a
-
-def _tc_camera(path: Path, idx: int, fields: dict, W: int, H: int) -> Camera:
-    "One `Camera` from the fields of one camera block (formulas above)."
-    num, where = lambda k, d=None: _tc_numbers(path, idx, fields, k, d), f"{path}: camera {idx}"
-    model = ' '.join(fields.get('distortionModel', (['OpenCV'], 0))[0])
-    if model.lower() != 'opencv': raise ValueError(f"{where}: field 'distortionModel' is {model!r}; only 'OpenCV' is supported")
-    (sw, sh), (fl,), (a,), (ox, oy) = num('sensorSize'), num('focalLength'), num('pixelAspect', [1.]), num('centerOffset')
-    if min(sw, sh, fl, a) <= 0: raise ValueError(f"{where}: sensorSize {sw:g} {sh:g}, focalLength {fl:g} and pixelAspect {a:g} must be positive")
-    if abs(sh / sw * W / H - 1) > 0.01:
-        raise ValueError(f"{where}: field 'sensorSize' {sw:g} x {sh:g} mm has not the aspect ratio of a {W}x{H} image; pass the right image_size")
-    d = np.r_[num('distortion', [0.] * 5), 0.][:5]                   # k1 k2 p1 p2 [k3]
-    right, up = num('right'), num('up')
-    for k, v in (('right', right), ('up', up)):
-        if np.linalg.norm(v) < 1e-9: raise ValueError(f"{where}: field {k!r} is the zero vector")
-    x, y = right / np.linalg.norm(right), -up / np.linalg.norm(up)
-    if abs(x @ y) > 1e-3: raise ValueError(f"{where}: fields 'right' and 'up' are not perpendicular (cosine {x @ y:.4f})")
-    U, _, Vt = np.linalg.svd(np.stack([x, y, np.cross(x, y)]))       # re-orthonormalise the text values
-    R, fx = U @ Vt, fl / sw * W
-    return Camera(str(idx), R, -R @ num('origin') / 1000, (fx, fx * a), (W / 2 + ox / sw * W, H / 2 + oy / sh * H),
-                  (d[0], d[1], d[4]), (d[2], d[3]), W, H)
-
-def read_3dhp_test_calibration(path: str | Path, # a 3DHP test-set `ts1-4cameras.calib` / `ts5-6cameras.calib`
-                               image_size: tuple[int, int] | None = None, # (width, height) px; None: from the file name
-                              ) -> dict[int, Camera]: # {camera index: Camera}, extrinsics in metres
-    "Cameras from an MPI-INF-3DHP test-set `.calib` file (tc camera calibration v0.3)."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"3DHP test calibration file not found: {path}")
-    if image_size is None:
-        g = _ts_group(path)
-        if g is None: raise ValueError(f"{path}: the file name says neither 'ts1-4' (2048x2048) nor 'ts5-6' (1920x1080); pass image_size=(width, height)")
-        image_size = TS_CALIB_SIZE[g]
-    W, H = (int(v) for v in image_size)
-    cams = _tc_blocks(path, _tc_statements(path))
-    if not cams: raise ValueError(f"{path}: no cameras (field 'camera' not found)")
-    return {idx: _tc_camera(path, idx, fields, W, H) for idx, fields in cams}
-
-# %% ../../nbs/00e_data.camera_files.ipynb #89ee64d5
-def write_3dhp_test_calibration(path: str | Path, # output `.calib` file
-                                cameras: Mapping[int, Camera], # {camera index: Camera}
-                                sensor: tuple[float, float] | None = None, # sensor (w, h) mm; None: 10 mm wide, height by the image's aspect (10 x 5.625 for 1920x1080)
-                                names: Mapping[int, str] | None = None, # camera names (default 'cam_<index>')
-                               ) -> Path:
-    "Write cameras as a 3DHP test-set `.calib` file (tc camera calibration v0.3; comments and colour tables included; atomic)."
-    path, names = Path(path), names or {}
-    num = lambda *v: ' '.join(repr(float(x)) for x in v)
-    lines = [TC_CALIB_HEADER, '# made-up cameras (hpe_pretrain write_3dhp_test_calibration)', '']
-    for i, cam in sorted(cameras.items()):
-        W, H = cam.width, cam.height
-        sw, sh = (10.0, 10.0 * H / W) if sensor is None else map(float, sensor)
-        if abs(sh / sw * W / H - 1) > 0.01: raise ValueError(f"write_3dhp_test_calibration {path}: sensor {sw:g} x {sh:g} mm has not the aspect ratio of camera {i}'s {W}x{H} image")
-        lines += [f"camera {int(i)} {names.get(i, f'cam_{i}')}", '  colorCorrection']
-        for ch, gain in (('red', 1.0), ('green', 0.97), ('blue', 1.03)):           # made-up lookup tables, 16 per line
-            lut = np.minimum(np.arange(256) / 255 * gain, 1.0)
-            lines += [f'    {ch}'] + ['      ' + ' '.join(f'{v:.5f}' for v in lut[j:j + 16]) for j in range(0, 256, 16)]
-        lines += ['  frame 0', f'    sensorSize {num(sw, sh)}  # in mm', f'    focalLength {num(cam.f[0] * sw / W)}  # in mm',
-                  f'    pixelAspect {num(cam.f[1] / cam.f[0])}',
-                  f'    centerOffset {num((cam.c[0] - W / 2) * sw / W, (cam.c[1] - H / 2) * sh / H)}  # in mm (positive values move right and down)',
-                  '    distortionModel OpenCV', f'    distortion {num(cam.k[0], cam.k[1], cam.p[0], cam.p[1], cam.k[2])}',
-                  f'    origin {num(*cam.centre * 1000)}', f'    up {num(*-cam.R[1])}', f'    right {num(*cam.R[0])}', '']
-    write_text_atomic(path, '\n'.join(lines))
-    return path
-
-# %% ../../nbs/00e_data.camera_files.ipynb #92ebac80
-TS_CALIB_FILES = MappingProxyType({'ts1-4': 'ts1-4cameras.calib', 'ts5-6': 'ts5-6cameras.calib'})  # group -> file name
-TS_CALIB_GROUP = MappingProxyType({'TS1': 'ts1-4', 'TS2': 'ts1-4', 'TS3': 'ts1-4', 'TS4': 'ts1-4',
-                                   'TS5': 'ts5-6', 'TS6': 'ts5-6'})                                  # sequence -> group
-TS_CALIB_CAMERA = MappingProxyType({'ts1-4': 8})  # camera index used when a file holds several (unverified)
-TS_CALIB_SEARCH = ('.', 'camera_calibration', 'test_util/camera_calibration',                     # relative to the
-                   '..', '../camera_calibration', '../test_util/camera_calibration')             # folder with TS*/
-
-def find_3dhp_test_calibration(test_root: str | Path, # the folder holding `TS*/`
-                              ) -> dict[str, Path]: # {group 'ts1-4' / 'ts5-6': file}, the groups found
-    "The test-set `.calib` files near `test_root`: the first hit in `TS_CALIB_SEARCH` per file."
-    out = {}
-    for g, name in TS_CALIB_FILES.items():
-        hit = next((Path(test_root) / sub / name for sub in TS_CALIB_SEARCH if (Path(test_root) / sub / name).is_file()), None)
-        if hit is not None: out[g] = hit.resolve()
-    return out
-
-# %% ../../nbs/00e_data.camera_files.ipynb #16328b0f
-def _calib_files(calibration: Path, groups: set) -> dict[str, Path]:
-    "{group: file} for an explicit `.calib` file or folder (a folder must hold the files of every group in `groups`)."
-    if calibration.is_file():
-        g = _ts_group(calibration)
-        if g is None: raise ValueError(f"{calibration}: cannot tell which test sequences this file covers: its name says neither "
-                                       f"'ts1-4' nor 'ts5-6' (rename it, or pass the folder or a {{sequence: Camera}} mapping)")
-        return {g: calibration}
-    if not calibration.is_dir(): raise FileNotFoundError(f"{calibration}: calibration file or folder not found (expected {' / '.join(TS_CALIB_FILES.values())})")
-    missing = sorted(TS_CALIB_FILES[g] for g in groups if not (calibration / TS_CALIB_FILES[g]).is_file())
-    if missing: raise FileNotFoundError(f"{calibration}: no {' / '.join(missing)} in this calibration folder")
-    return {g: calibration / TS_CALIB_FILES[g] for g in groups}
-
-def _pick_camera(path: Path, cams: dict, group: str, calib_camera: Mapping, strict: bool) -> Camera | None:
-    "The camera of `cams` (read from `path`) that the sequences of `group` use (rules above)."
-    if group in calib_camera:
-        if calib_camera[group] not in cams: raise ValueError(f"{path}: no camera {calib_camera[group]} (calib_camera['{group}']); the file has {sorted(cams)}")
-        return cams[calib_camera[group]]
-    if len(cams) == 1: return next(iter(cams.values()))
-    if TS_CALIB_CAMERA.get(group) in cams: return cams[TS_CALIB_CAMERA[group]]
-    msg = f"{path}: holds cameras {sorted(cams)}; pass --calib-camera {group}=<index> to hpe-pretrain prepare (Python: calib_camera={{'{group}': <index>}}) to say which one filmed {group.upper()}"
-    if strict: raise ValueError(msg)
-    warnings.warn(msg + '; no camera attached'); return None
-
-def load_3dhp_test_cameras(calibration: str | Path | Mapping[str, Camera] | None, # `.calib` file, folder, {sequence: Camera}, or None: search near `test_root`
-                           test_root: str | Path | None, # the folder holding `TS*/` (searched when `calibration` is None)
-                           sequences: Sequence[str], # test sequences, e.g. ('TS1', 'TS5')
-                           calib_camera: Mapping[str, int] | None = None, # {group 'ts1-4' / 'ts5-6': camera index}, overrides `TS_CALIB_CAMERA`
-                          ) -> dict[str, Camera | None]: # {sequence: its Camera, or None}
-    "The camera of every MPI-INF-3DHP test sequence, from the test set's `.calib` files (rules above)."
-    calib_camera = dict(calib_camera or {})
-    unknown = sorted(set(calib_camera) - set(TS_CALIB_FILES))
-    if unknown: raise ValueError(f"calib_camera: unknown groups {unknown}; expected keys {list(TS_CALIB_FILES)}")
-    if isinstance(calibration, Mapping):
-        bad = [k for k, v in calibration.items() if v is not None and not isinstance(v, Camera)]
-        if bad: raise ValueError(f"calibration: values for {bad} are not Cameras")
-        return {ts: calibration.get(ts) for ts in sequences}
-    groups = {TS_CALIB_GROUP[ts] for ts in sequences if ts in TS_CALIB_GROUP}
-    if calibration is None: files = {g: p for g, p in (find_3dhp_test_calibration(test_root) if test_root is not None else {}).items() if g in groups}
-    else: files = _calib_files(Path(calibration), groups)
-    picked = {g: _pick_camera(p, read_3dhp_test_calibration(p), g, calib_camera, calibration is not None) for g, p in files.items() if g in groups}
-    return {ts: picked.get(TS_CALIB_GROUP.get(ts)) for ts in sequences}

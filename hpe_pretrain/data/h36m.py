@@ -18,7 +18,7 @@ from cdflib.cdfwrite import CDF as _CDFWriter
 from .skeleton import convert_joints
 from .camera import Camera, H36M_CAMERA_IDS, H36M_RESOLUTION
 from .camera_files import read_h36m_metadata, write_h36m_metadata
-from .cache import PoseSequence
+from .sequence import PoseSequence
 
 from .files import atomic_write
 

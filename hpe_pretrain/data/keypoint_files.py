@@ -1,4 +1,4 @@
-"""Readers and writers of the 2D keypoint files of common pose estimators (COCO results and annotations, PoseTrack18, AlphaPose, OpenPose folders, mmpose, plain arrays), with every score, name, size and number checked, and how each format is recognised.
+"""The checks every 2D keypoint reader shares, and the COCO family's files (COCO results and annotations, PoseTrack18, AlphaPose); OpenPose, mmpose, arrays and recognising a format: `data.other_keypoint_files`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoint_files.html.md"""
 
@@ -6,19 +6,17 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoint_files.html.md"""
 
 # %% ../../nbs/00u_data.keypoint_files.ipynb #035bb152
 from __future__ import annotations
-import json, math, re, warnings, zipfile, zlib
+import json, math, re, warnings
 from pathlib import Path
 import numpy as np
-from .files import atomic_write, write_text_atomic
+from .files import write_text_atomic
 from .skeleton import get_skeleton
 from .keypoint_tracks import (KeypointTrack, _fill, _some, check_image_size, image_size_warning, joints_from_names,
                                                link_detections, not_detected, require_image_size)
 
 # %% auto #0
 __all__ = ['MAX_SCORE', 'MAX_COORD', 'MAX_FRAME', 'read_coco_results', 'write_coco_results', 'read_coco_annotations',
-           'write_coco_annotations', 'read_alphapose', 'write_alphapose', 'openpose_videos', 'read_openpose',
-           'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz', 'FileHead', 'sniff_coco_results',
-           'sniff_coco_annotations', 'sniff_alphapose', 'sniff_openpose', 'sniff_mmpose', 'sniff_npz']
+           'write_coco_annotations', 'read_alphapose', 'write_alphapose']
 
 # %% ../../nbs/00u_data.keypoint_files.ipynb #2951a97c
 MAX_SCORE = 2.0        # scores above 1 up to this are clipped to 1; larger ones are refused
@@ -274,210 +272,3 @@ def write_alphapose(tracks: list[KeypointTrack], # coco17 or halpe26 tracks
                     'score': float(t.confidence[i].mean()), 'box': [*b[:2].tolist(), *(b[2:] - b[:2]).tolist()],
                     'idx': int(t.track_id)})
     return write_text_atomic(path, json.dumps(out))
-
-# %% ../../nbs/00u_data.keypoint_files.ipynb #eb7ba395
-_OPENPOSE = re.compile(r'^(.*?)(\d+)_keypoints\.json$')
-
-def openpose_videos(folder: str | Path, # a folder of OpenPose `*_keypoints.json` files
-                   ) -> dict[str, list[Path]]: # video prefix -> its files, sorted
-    "The videos of an OpenPose folder: its files grouped by the name before the frame number."
-    out = {}
-    for p in sorted(Path(folder).glob('*_keypoints.json')):
-        m = _OPENPOSE.match(p.name)
-        if not m: raise _err(p, 'file name', "expected <video>_<frame>_keypoints.json")
-        out.setdefault(m[1].rstrip('_'), []).append(p)
-    return out
-
-def _openpose_files(path: Path, video: str | None) -> list[Path]:
-    if not path.is_dir():
-        if video is not None: raise _err(path, 'video', "only for a folder of OpenPose files")
-        return [path]
-    vids = openpose_videos(path)
-    if not vids: raise _err(path, 'file', "no *_keypoints.json files in the folder")
-    show = ', '.join(v or "''" for v in vids)
-    if video is not None:
-        if video.rstrip('_') not in vids: raise _err(path, 'video', f"no video {video!r} in the folder; videos: {show}")
-        return vids[video.rstrip('_')]
-    if len(vids) > 1: raise _err(path, 'file', f"the folder holds {len(vids)} videos ({show}); pass video=PREFIX (--video PREFIX) to read one")
-    return next(iter(vids.values()))
-
-def read_openpose(path: str | Path,                    # a folder of `*_keypoints.json` (or one such file)
-                  image_size: tuple[int, int] | None = None, # (W, H) px; the files have none
-                  track_ids: bool = True,                # use `person_id` when it is not -1
-                  joints: str | None = None,            # override the joint set name (same count)
-                  video: str | None = None,             # the video prefix to read when the folder holds several
-                 ) -> list[KeypointTrack]:
-    "Tracks of OpenPose BODY_25 per-frame JSON files: frame = the number in the file name, scores."
-    path, dets = Path(path), []
-    for p in _openpose_files(path, video):
-        m = _OPENPOSE.match(p.name)
-        f = _frame_of(m[2], p, 'file name') if m else 0                          # one file without a number: frame 0
-        data = _load_json(p)
-        for n, q in enumerate(_list(_get(data, 'people', p), p, 'people')):
-            if not isinstance(q, dict): raise _err(p, f'people[{n}]', f"expected a JSON object, got {_kind(q)}")
-            key = 'pose_keypoints_2d' if 'pose_keypoints_2d' in q else 'pose_keypoints'
-            kp, s, _ = _triples(_get(q, key, p, f'people[{n}]'), p, f'people[{n}].{key}', {25: 'body25'})
-            pid = q.get('person_id', -1); pid = _alphapose_idx(pid, p, f'people[{n}].person_id')
-            dets.append((f, kp, s, None if pid in (None, -1) else pid))
-    return _tracks(dets, path, _joints('body25', joints, path), _size(image_size, None, path), track_ids)
-
-def write_openpose(tracks: list[KeypointTrack], # body25 tracks
-                   folder: str | Path,           # written: `<stem>_<frame:012d>_keypoints.json` for frames 0..last
-                   stem: str = 'video',           # file name prefix
-                   person_ids: bool = False,     # write track ids as `person_id` (OpenPose itself writes -1)
-                  ) -> Path:
-    "Write tracks as OpenPose 1.3 JSON files, one per frame, with `people: []` where nobody is seen and 0, 0, 0 for undetected joints."
-    folder, by = Path(folder), {}
-    for f, t, i in _frames(tracks):
-        by.setdefault(f, []).append({'person_id': [int(t.track_id) if person_ids else -1], 'pose_keypoints_2d': _flat(t.keypoints[i], t.confidence[i], True),
-                                     'face_keypoints_2d': [], 'hand_left_keypoints_2d': [], 'hand_right_keypoints_2d': [],
-                                     'pose_keypoints_3d': [], 'face_keypoints_3d': [], 'hand_left_keypoints_3d': [], 'hand_right_keypoints_3d': []})
-    for f in range(max(by, default=-1) + 1):
-        write_text_atomic(folder / f'{stem}_{f:012d}_keypoints.json', json.dumps({'version': 1.3, 'people': by.get(f, [])}))
-    return folder
-
-# %% ../../nbs/00u_data.keypoint_files.ipynb #aef03feb
-def _mmpose_names(meta, path) -> list | None:
-    "Keypoint names from mmpose's dataset meta (`keypoint_id2name`, `keypoint_name2id` or `keypoint_info`), or None."
-    if not isinstance(meta, dict): return None
-    try:
-        if isinstance(m := meta.get('keypoint_id2name'), dict): return [m[k] for k in sorted(m, key=int)]
-        if isinstance(m := meta.get('keypoint_name2id'), dict): return sorted(m, key=lambda k: int(m[k]))
-        if isinstance(m := meta.get('keypoint_info'), dict): return [m[k]['name'] for k in sorted(m, key=int)]
-    except (ValueError, TypeError, KeyError): raise _err(path, 'meta_info', "keypoint names: expected {index: name}") from None
-    return None
-
-def read_mmpose(path: str | Path,                    # mmpose predictions JSON
-                image_size: tuple[int, int] | None = None, # (W, H) px; the file has none
-                track_ids: bool = True,                # use `track_id` when every instance has one
-                joints: str | None = None,            # override the joint set name (same count)
-               ) -> list[KeypointTrack]:
-    "Tracks of mmpose predictions: `{meta_info, instance_info}` or a list of frames; joint set from the names; scores."
-    data, dets, names = _load_json(path), [], None
-    if isinstance(data, dict): names, data = _mmpose_names(data.get('meta_info'), path), _get(data, 'instance_info', path)
-    if not isinstance(data, list): raise _err(path, 'instance_info', f"expected a JSON list of frames, got {_kind(data)}")
-    found, order = joints_from_names(names, f"{path}: meta_info") if names is not None else (None, None)
-    counts = {get_skeleton(found).n_joints: found} if found else {17: 'coco17', 26: 'halpe26'}
-    if data and isinstance(data[0], dict) and 'keypoints' in data[0]: data = [data]   # one image: a list of instances
-    for n, fr in enumerate(data):
-        if isinstance(fr, dict): f, inst = _int(_get(fr, 'frame_id', path, f'[{n}]'), path, f'[{n}].frame_id'), _get(fr, 'instances', path, f'[{n}]')
-        else: f, inst = n, fr
-        for k, d in enumerate(_list(inst, path, f'[{n}].instances')):
-            at = f'[{n}].instances[{k}]'
-            kp, s = _numbers(_get(d, 'keypoints', path, at), path, at + '.keypoints', 2), _numbers(_get(d, 'keypoint_scores', path, at), path, at + '.keypoint_scores')
-            if kp.shape[1] != 2 or len(kp) not in counts or s.shape != kp.shape[:1]:
-                raise _err(path, at + '.keypoints', f"expected {' or '.join(map(str, counts))} [x, y] pairs and as many keypoint_scores, got {kp.shape} and {s.shape}")
-            found = found or counts[len(kp)]
-            if len(kp) != get_skeleton(found).n_joints: raise _err(path, at + '.keypoints', "instances with different numbers of keypoints")
-            dets.append((f, kp, s, _track_id(d.get('track_id'), path, at + '.track_id')))
-    return _tracks(dets, path, _joints(found or 'coco17', joints, path), _size(image_size, None, path), track_ids, 'scores', order)
-
-def write_mmpose(tracks: list[KeypointTrack], # coco17 or halpe26 tracks
-                 path: str | Path,             # the JSON to write (atomically)
-                 frame_ids: bool = True,       # `{meta_info, instance_info: [{frame_id, instances}]}`; False: a list of instance lists
-                ) -> Path:
-    "Write tracks as mmpose predictions for frames 0..last (with `track_id`; with `frame_ids`, the keypoint names too)."
-    by = {}
-    for f, t, i in _frames(tracks):
-        b = _box(t.keypoints[i], t.confidence[i])
-        by.setdefault(f, []).append({'keypoints': t.keypoints[i].tolist(), 'keypoint_scores': t.confidence[i].tolist(),
-                                     'bbox': [b.tolist()], 'bbox_score': 1.0, 'track_id': int(t.track_id)})
-    fr = [by.get(f, []) for f in range(max(by, default=-1) + 1)]
-    if not frame_ids: return write_text_atomic(path, json.dumps(fr))
-    names = _names_of(tracks[0].joints) if tracks else []
-    meta = {'dataset_name': tracks[0].joints if tracks else '', 'num_keypoints': len(names), 'keypoint_id2name': {str(k): n for k, n in enumerate(names)}}
-    return write_text_atomic(path, json.dumps({'meta_info': meta, 'instance_info': [{'frame_id': f, 'instances': x} for f, x in enumerate(fr)]}))
-
-# %% ../../nbs/00u_data.keypoint_files.ipynb #72a3be1f
-def read_npz(path: str | Path,                    # `.npz` (array `keypoints` or the only array) or `.npy`
-             joints: str | None = None,           # joint set of the array (required)
-             image_size: tuple[int, int] | None = None, # (W, H) px
-            ) -> list[KeypointTrack]:             # one track, frames 0..T-1
-    "One track from a `(T, J, 2|3)` array; the 3rd channel is confidence (scores; else 1)."
-    if joints is None: raise _err(path, 'joints', "a plain array has no joint names; pass joints=NAME (e.g. coco17)")
-    path = Path(path)
-    if path.stat().st_size == 0: raise _err(path, 'file', "empty file")
-    try:
-        z = np.load(path, allow_pickle=False)
-        if isinstance(z, np.ndarray): a = z
-        else:
-            with z:
-                if 'keypoints' not in z.files and len(z.files) != 1: raise _err(path, 'keypoints', f"missing array; arrays: {z.files}")
-                a = z['keypoints' if 'keypoints' in z.files else z.files[0]]
-    except (OSError, EOFError, KeyError, MemoryError, zipfile.BadZipFile, zlib.error) as e: raise _err(path, 'file', f"not a readable numpy file ({type(e).__name__}: {e})") from None
-    except ValueError as e:
-        if str(e).startswith(f"{path}:"): raise
-        raise _err(path, 'file', f"not a numpy file ({e})") from None
-    J = get_skeleton(joints).n_joints
-    if a.dtype.kind not in 'iuf' or a.ndim != 3 or a.shape[1] != J or a.shape[2] not in (2, 3) or not len(a):
-        raise _err(path, 'keypoints', f"expected a (T, {J}, 2|3) array of numbers for {joints}, got {a.shape} {a.dtype}")
-    a = a.astype(np.float64); s = a[..., 2] if a.shape[2] == 3 else np.ones(a.shape[:2])
-    return _tracks([(t, a[t, :, :2], s[t], 0) for t in range(len(a))], path, get_skeleton(joints).name, _size(image_size, None, path))
-
-def write_npz(track: KeypointTrack, # the track (its frames are not stored)
-              path: str | Path,      # `.npz` to write (atomically): array `keypoints` (T, J, 3)
-             ) -> Path:
-    "Write a track as an npz of `(T, J, 3)` keypoints with confidence."
-    with atomic_write(path) as tmp, open(tmp, 'wb') as fh:
-        np.savez(fh, keypoints=np.concatenate([track.keypoints, track.confidence[..., None]], -1))
-    return Path(path)
-
-# %% ../../nbs/00u_data.keypoint_files.ipynb #a9439efc
-class FileHead:
-    "The start of a keypoint file as JSON, parsed once on the first call (None: a folder, or not JSON text)."
-    def __init__(self, path: str | Path): # a keypoint file or folder
-        self.path, self._read, self._value = Path(path), False, None
-    def __call__(self) -> dict | list | None: # a JSON object, [first item] of a list, [], or None
-        if not self._read:
-            self._read = True
-            try:
-                with open(self.path, 'rb') as f:
-                    while (chunk := f.read(4096)) and not chunk.strip(): pass
-                if chunk.lstrip()[:1] in (b'{', b'['): self._value = _load_json(self.path, first=True)
-            except (OSError, ValueError): pass   # a folder, unreadable or not JSON: `detect_format` reports the file's error
-        return self._value
-
-# %% ../../nbs/00u_data.keypoint_files.ipynb #79f4c234
-def _item(head: FileHead): v = head(); return v[0] if isinstance(v, list) and v else None
-def _object(head: FileHead) -> dict: v = head(); return v if isinstance(v, dict) else {}
-def _annotations(d: dict) -> bool: return 'images' in d and 'annotations' in d
-def _mmpose_item(x) -> bool: return isinstance(x, list) or (isinstance(x, dict) and ('instances' in x or 'keypoint_scores' in x))
-def _detection(x) -> bool: return isinstance(x, dict) and 'image_id' in x and 'keypoints' in x and not _mmpose_item(x)
-def _alphapose_item(x) -> bool: return _detection(x) and (isinstance(x['image_id'], str) or 'idx' in x or 'box' in x)
-
-def sniff_coco_results(path: Path, # the file or folder
-                       head: FileHead, # its start as JSON, parsed on demand
-                      ) -> bool: # True: coco_results
-    "A JSON list of detections `{image_id: int, keypoints, ...}` (no AlphaPose `idx`/`box`)."
-    return _detection(x := _item(head)) and not _alphapose_item(x)
-
-def sniff_coco_annotations(path: Path, # the file or folder
-                           head: FileHead, # its start as JSON, parsed on demand
-                          ) -> bool: # True: coco_annotations
-    "A JSON object with `images` and `annotations` (COCO, PoseTrack18)."
-    return _annotations(_object(head))
-
-def sniff_alphapose(path: Path, # the file or folder
-                    head: FileHead, # its start as JSON, parsed on demand
-                   ) -> bool: # True: alphapose
-    "A JSON list of detections with a file-name `image_id`, or AlphaPose's `idx` / `box`."
-    return _alphapose_item(_item(head))
-
-def sniff_openpose(path: Path, # the file or folder
-                   head: FileHead, # its start as JSON, parsed on demand
-                  ) -> bool: # True: openpose
-    "A folder (of `*_keypoints.json`), or one OpenPose frame `{people: [...]}`."
-    return path.is_dir() or ('people' in (d := _object(head)) and not _annotations(d))
-
-def sniff_mmpose(path: Path, # the file or folder
-                 head: FileHead, # its start as JSON, parsed on demand
-                ) -> bool: # True: mmpose
-    "mmpose predictions: `{instance_info: ...}`, or a list of frames (lists of instances or `{instances}`)."
-    d = _object(head)
-    return ('instance_info' in d and 'people' not in d and not _annotations(d)) or _mmpose_item(_item(head))
-
-def sniff_npz(path: Path, # the file or folder
-              head: FileHead, # its start as JSON, parsed on demand
-             ) -> bool: # True: npz
-    "A `.npz` / `.npy` array file (its name says so; never read as text)."
-    return path.suffix in ('.npz', '.npy') and not path.is_dir()

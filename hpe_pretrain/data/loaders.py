@@ -7,24 +7,22 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.loaders.html.md"""
 
 # %% ../../nbs/00s_data.loaders.ipynb #dd5976b7
 from __future__ import annotations
-import copy, math, os
-from h5py import h5z
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import copy, os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import MappingProxyType
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 import torch
 from fastcore.basics import patch
 from fasttransform import Pipeline
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from .cache import PoseCache
+from .blocks import BlockCache, block_order
 
 # %% auto #0
 __all__ = ['SHORT_MODES', 'IN_MEMORY', 'BATCH_FIELDS', 'clip_index', 'clip_frames', 'memory_available', 'resolve_in_memory',
-           'PoseClipDataset', 'BlockCache', 'block_order', 'ClipDataLoader', 'pose_dataloaders']
+           'PoseClipDataset', 'ClipDataLoader', 'pose_dataloaders']
 
 # %% ../../nbs/00s_data.loaders.ipynb #02cf2c94
 SHORT_MODES = ('resample', 'edge', 'drop')
@@ -137,160 +135,6 @@ class PoseClipDataset:
         d = copy.copy(self); idxs = np.asarray(idxs, np.int64)
         d.clip_seq, d.clip_start = self.clip_seq[idxs], self.clip_start[idxs]
         return d
-
-# %% ../../nbs/00s_data.loaders.ipynb #f9823059
-class BlockCache:
-    "Chunk-aligned blocks of frame rows of a cache, read whole and held decoded (LRU, bounded); clips are cut from them."
-    def __init__(self, cache: PoseCache, # the cache
-                 fields: Mapping[str, str], # batch key -> frame field, e.g. {'j3d': 'joints_3d'}
-                 span: int, # T: rows of a clip (a block also reads the span - 1 rows after it)
-                 seqs: Sequence[int] | np.ndarray, # sequences whose rows are read (the others are skipped)
-                 block_frames: int = 16384, # rows per block, rounded up to a multiple of the fields' chunk rows
-                 max_blocks: int = 16, # blocks held decoded at once
-                 verify: str = 'once', # 'once': checksums on a block's first read in this process | 'always': on every read
-                ):
-        if verify not in ('once', 'always'): raise ValueError(f"verify={verify!r}, expected 'once' or 'always'")
-        self.cache, self.fields, self.span, self.max_blocks, self.verify = cache, dict(fields), span, max(1, max_blocks), verify
-        chunk = math.lcm(*(cache.chunk_rows(f) for f in self.fields.values()))
-        self.block_frames = -(-max(1, block_frames) // chunk) * chunk
-        self.slot_rows = self.block_frames + -(-(span - 1) // chunk) * chunk + 4   # + whole chunks for the last clips, + 4 guard rows
-        t, seqs = cache.seqs, np.asarray(seqs, np.int64)
-        a = t.start[seqs]; o = np.argsort(a); a, z = a[o], a[o] + t.length[seqs][o]
-        new = np.r_[True, a[1:] > np.maximum.accumulate(z)[:-1]] if len(a) else np.zeros(0, bool)
-        self._lo, self._hi = a[new], (np.maximum.reduceat(z, np.flatnonzero(new)) if len(a) else z)  # merged row ranges
-        self.reads, self.checked = 0, 0   # blocks read so far; of those, read with checksums verified
-        self._reset()
-
-    def _empty(self) -> dict:
-        "Nothing held, nothing verified."
-        return dict(_arena=None, _view=None, _slots=OrderedDict(), _free=list(range(self.max_blocks))[::-1], _verified=set(), _raw=None, _ds={})
-    def _reset(self): self.__dict__.update(self._empty())
-    def __getstate__(self): return {**self.__dict__, **self._empty()}   # DataLoader workers: no arena; they verify again
-    @property
-    def nbytes(self) -> int:
-        "Bytes of the decoded-block arena when every slot is in use."
-        f = self.cache.file
-        return sum(self.max_blocks * self.slot_rows * f[v].dtype.itemsize * math.prod(f[v].shape[1:]) for v in self.fields.values())
-    def __repr__(self) -> str:
-        return (f"BlockCache({self.max_blocks} blocks of {self.block_frames} + {self.span - 1} rows, {self.nbytes / 2**20:.0f} MiB, "
-                f"verify={self.verify!r}: {len(self._slots)} held, {self.reads} read, {self.checked} with checksums)")
-
-# %% ../../nbs/00s_data.loaders.ipynb #566bc02e
-@patch
-def _alloc(self: BlockCache):
-    "The arenas (untouched pages cost no memory) and their T-row window views."
-    f, n = self.cache.file, self.max_blocks * self.slot_rows + self.span
-    self._arena = {k: np.empty((n,) + f[v].shape[1:], f[v].dtype) for k, v in self.fields.items()}
-    self._view = {k: as_strided(a, (n - self.span + 1, self.span) + a.shape[1:], (a.strides[0],) + a.strides, writeable=False)
-                  for k, a in self._arena.items()}
-
-class _NotRaw(Exception): "A chunk that cannot be copied raw."
-
-@patch
-def _raw_ok(self: BlockCache) -> bool:
-    "Whether every field can be copied from raw chunks: chunked, Fletcher-32 its only filter, native byte order."
-    if self._raw is None:
-        def ok(ds):
-            pl = ds.id.get_create_plist()
-            return ds.chunks is not None and ds.dtype.isnative and pl.get_nfilters() == 1 and pl.get_filter(0)[0] == h5z.FILTER_FLETCHER32
-        self._raw = all(ok(self.cache.file[v]) for v in self.fields.values())
-    return self._raw
-
-@patch
-def _copy_raw(self: BlockCache, field: str, a: np.ndarray, z: np.ndarray, arena: np.ndarray, base: int):
-    "Every stored chunk holding rows `a[i]:z[i]` of `field`, raw, straight to `arena[base + row]` (checksums verified before)."
-    if field not in self._ds: self._ds[field] = self.cache.file[field]   # opening a dataset costs ~0.1 ms: once
-    ds = self._ds[field]; c = ds.chunks[0]; zero = (0,) * (arena.ndim - 1)
-    rb = arena.strides[0]; nb = c * rb; flat = arena.reshape(-1).view(np.uint8)
-    for ch in sorted({ch for a0, z0 in zip(a.tolist(), z.tolist()) for ch in range(a0 // c, (z0 - 1) // c + 1)}):
-        o = (base + ch * c) * rb   # whole chunks in ascending order: a chunk's trailing checksum lands where the next goes
-        try: mask, raw = ds.id.read_direct_chunk((ch * c,) + zero, out=flat[o:o + nb + 4])
-        except RuntimeError:   # a chunk never written (e.g. `valid` before the first test sequence) reads as the fill value
-            if ds.id.get_chunk_info_by_coord((ch * c,) + zero).byte_offset is not None: raise
-            arena[base + ch * c:base + ch * c + c] = ds.fillvalue; continue
-        if mask or len(raw) != nb + 4: raise _NotRaw(f"chunk {ch} of {field}: filter mask {mask}, {len(raw)} bytes")
-
-# %% ../../nbs/00s_data.loaders.ipynb #7015b249
-@patch
-def _read(self: BlockCache, b: int, s: int):
-    "Block `b` into slot `s`: rows of the used sequences in [b * block_frames, + block_frames + span - 1), one read per field."
-    lo = b * self.block_frames; hi = min(lo + self.block_frames + self.span - 1, self.cache.n_frames)
-    i, j = np.searchsorted(self._hi, lo, 'right'), np.searchsorted(self._lo, hi, 'left')
-    a, z = np.maximum(self._lo[i:j], lo), np.minimum(self._hi[i:j], hi)
-    at = s * self.slot_rows + a - lo
-    if self.verify == 'once' and b in self._verified and self._raw_ok():
-        try:
-            for k, v in self.fields.items(): self._copy_raw(v, a, z, self._arena[k], s * self.slot_rows - lo)
-            self.reads += 1; return
-        except (OSError, RuntimeError, _NotRaw): pass   # a chunk not stored as expected: read it through HDF5, checked
-    for k, v in self.fields.items(): self.cache.read_into(v, a, z, self._arena[k], at)
-    self._verified.add(b); self.reads += 1; self.checked += 1
-
-@patch
-def _load(self: BlockCache, blocks: np.ndarray) -> np.ndarray:
-    "Slots of `blocks` (at most `max_blocks`), reading those not held; evicts the least recently used others."
-    if self._arena is None: self._alloc()
-    keep, slots = set(blocks.tolist()), []
-    for b in blocks.tolist():
-        if b in self._slots: self._slots.move_to_end(b)
-        else:
-            s = self._free.pop() if self._free else self._slots.pop(next(x for x in self._slots if x not in keep))
-            try: self._read(b, s)
-            except BaseException: self._free.append(s); raise
-            self._slots[b] = s
-        slots.append(self._slots[b])
-    return np.array(slots, np.int64)
-
-# %% ../../nbs/00s_data.loaders.ipynb #512663e2
-@patch
-def gather(self: BlockCache, first: np.ndarray, # (B,) cache row of each clip's first frame
-           rows: np.ndarray, # (B, T) cache rows of each clip (T = span)
-           full: np.ndarray, # (B,) bool: rows[i] is first[i] + arange(T) (no resampled frames)
-          ) -> dict[str, np.ndarray]:
-    "Each field's (B, T, ...) clips at `rows`, cut from decoded blocks (read when not held)."
-    blk = first // self.block_frames
-    ub, inv = np.unique(blk, return_inverse=True)
-    if len(ub) > self.max_blocks:
-        if len(first) < 4 * len(ub): return self._direct(rows)
-        out = None
-        for g in range(0, len(ub), self.max_blocks):   # block group by block group
-            m = (inv >= g) & (inv < g + self.max_blocks)
-            part = self.gather(first[m], rows[m], full[m])
-            if out is None: out = {k: np.empty((len(first),) + v.shape[1:], v.dtype) for k, v in part.items()}
-            for k, v in part.items(): out[k][m] = v
-        return out
-    base = (self._load(ub) * self.slot_rows - ub * self.block_frames)[inv]   # arena row = cache row + base
-    out = {k: v[first + base] for k, v in self._view.items()}
-    if not full.all():
-        s = ~full
-        for k, a in self._arena.items(): out[k][s] = a[rows[s] + base[s, None]]
-    return out
-
-@patch
-def _direct(self: BlockCache, rows: np.ndarray) -> dict[str, np.ndarray]:
-    "Random access: read just the clips' rows (merged into runs, one read per run and field), bypassing the blocks."
-    lo, hi = rows.min(1), rows.max(1) + 1
-    o = np.argsort(lo); lo, hi = lo[o], hi[o]
-    new = np.r_[True, lo[1:] > np.maximum.accumulate(hi)[:-1]]
-    a, z = lo[new], np.maximum.reduceat(hi, np.flatnonzero(new))
-    at = np.r_[0, np.cumsum(z - a)[:-1]]
-    r = np.searchsorted(a, rows, 'right') - 1
-    f, out = self.cache.file, {}
-    for k, v in self.fields.items():
-        buf = np.empty((int((z - a).sum()),) + f[v].shape[1:], f[v].dtype)
-        for i in range(len(a)): self.cache.read_into(v, a[i:i + 1], z[i:i + 1], buf, at[i:i + 1])   # scattered: HDF5 reads
-        out[k] = buf[at[r] + rows - a[r]]                                                        # a union of them slowly
-    return out
-
-# %% ../../nbs/00s_data.loaders.ipynb #c011f925
-def block_order(blocks: np.ndarray, # (K,) block of each clip
-                window: int, # blocks whose clips are shuffled together
-                gen: np.random.Generator, # the loader's generator
-               ) -> np.ndarray:
-    "(K,) clip order of one epoch: blocks shuffled, then clips shuffled within windows of `window` consecutive blocks."
-    ub, inv = np.unique(np.asarray(blocks), return_inverse=True)
-    rank = gen.permutation(len(ub))   # each block's place in the shuffled list
-    return np.lexsort((gen.random(len(inv)), rank[inv.reshape(-1)] // max(1, window)))
 
 # %% ../../nbs/00s_data.loaders.ipynb #67a7e9c0
 @patch

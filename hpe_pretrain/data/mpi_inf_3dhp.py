@@ -16,8 +16,9 @@ import scipy.io
 import h5py
 from .skeleton import convert_joints
 from .camera import Camera
-from .camera_files import read_3dhp_calibration, write_3dhp_calibration, load_3dhp_test_cameras
-from .cache import PoseSequence
+from .camera_files import read_3dhp_calibration, write_3dhp_calibration
+from .mpi_test_cameras import load_3dhp_test_cameras
+from .sequence import PoseSequence
 
 from .files import atomic_write
 

@@ -11,8 +11,8 @@ import inspect
 from pathlib import Path
 from typing import Iterator, Mapping
 import numpy as np
-from .cache import PoseSequence
-from .camera_files import load_3dhp_test_cameras
+from .sequence import PoseSequence
+from .mpi_test_cameras import load_3dhp_test_cameras
 from .mpi_inf_3dhp import (DEFAULT_FPS, TEST_FPS, TEST_SIZE, TRAIN_SIZE, iter_3dhp_test, iter_3dhp_train,
     _joints, _need_file, _numbered_dirs, _SEQ_RE, _SUBJ_RE, _test_root, _to_m, _TS_RE)
 from .files import atomic_write

@@ -11,10 +11,11 @@ import inspect, json, os, shutil, time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from .cache import write_cache, PoseCache, fingerprint, cache_is_fresh
+from .cache import PoseCache, cache_is_fresh
+from .cache_writer import write_cache, fingerprint
 from .files import file_lock, pid_alive
 from .h36m import H36M_POSE_SUBJECTS, H36M_TRAIN_SUBJECTS, H36M_TEST_SUBJECTS
-from .h36m_files import iter_h36m, detect_h36m_format, H36M_FORMATS
+from .h36m_formats import iter_h36m, detect_h36m_format, H36M_FORMATS
 from .mpi_inf_3dhp_files import iter_3dhp, detect_3dhp_format, MPI_INF_3DHP_FORMATS
 from .synthetic import write_synthetic_h36m, write_synthetic_3dhp
 

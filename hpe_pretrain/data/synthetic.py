@@ -133,8 +133,8 @@ def write_synthetic_h36m(root: str | Path,                     # output dataset 
 # %% ../../nbs/00p_data.synthetic.ipynb #c4cbf1a6
 from .mpi_inf_3dhp import (write_3dhp_sequence, write_3dhp_test_annot, TRAIN_SUBJECTS, TEST_SEQUENCES,
                                             TRAIN_FPS, TEST_FPS, DEFAULT_FPS)
-from .camera_files import (write_3dhp_test_calibration, TS_CALIB_CAMERA, TS_CALIB_FILES, TS_CALIB_GROUP,
-                                            TS_CALIB_SIZE)
+from .mpi_test_cameras import (write_3dhp_test_calibration, TS_CALIB_CAMERA, TS_CALIB_FILES,
+                                                TS_CALIB_GROUP, TS_CALIB_SIZE)
 
 # 3DHP test activities -> families they are drawn from
 ACTIVITY_FAMILIES: Mapping[int, tuple[str, ...]] = MappingProxyType({

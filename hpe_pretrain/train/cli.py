@@ -144,7 +144,9 @@ def fit_command(overrides:Sequence[str]=(), # config overrides, e.g. model=dstfo
                 overwrite:bool=False, # start over in a run folder that already holds a run (its checkpoints, logs and results are removed)
                ) -> dict|None:
     "`hpe-pretrain fit`: compose the config, then run `fit_from_config`."
-    from hpe_pretrain.train.config import load_config, load_saved_config, list_configs, describe_config, resume_config, list_experiments
+    from hpe_pretrain.train.config import load_config, load_saved_config, describe_config, list_experiments
+    from hpe_pretrain.data.paths import list_configs
+    from hpe_pretrain.train.resume import resume_config
     ov = (list(QUICK) if quick else []) + list(overrides)
     if resume and not config:   # the run's own saved config; overrides only for the keys that may change
         cfg = resume_config(_run_of(ov) if resume is True else Path(resume), ov)

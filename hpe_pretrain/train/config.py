@@ -18,8 +18,8 @@ from omegaconf.errors import ConfigKeyError, ConfigAttributeError, ValidationErr
 from .schema import SourceConfig, Config, model_schema
 
 # %% auto #0
-__all__ = ['RESUMABLE', 'ConfigError', 'check_config', 'load_config', 'experiment_file', 'list_experiments', 'save_config',
-           'load_saved_config', 'describe_config', 'resume_changes', 'resume_config']
+__all__ = ['ConfigError', 'check_config', 'load_config', 'experiment_file', 'list_experiments', 'save_config',
+           'load_saved_config', 'describe_config']
 
 # %% ../../nbs/03e_train.config.ipynb #be646be1
 class ConfigError(ValueError):
@@ -364,52 +364,3 @@ def describe_config(cfg:DictConfig, # a composed config (`load_config`, `load_sa
     walk(cfg, Config, '')
     w = [max(len(r[i]) for r in rows) for i in range(2)] + [min(24, max(len(r[2]) for r in rows))]
     return '\n'.join(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip() for r in rows)
-
-# %% ../../nbs/03e_train.config.ipynb #8d1cb20c
-RESUMABLE = ('pretrain.epochs', 'finetune.epochs', 'scratch.epochs', 'stages', 'run.resume', 'run.device', 'run.num_threads',
-             'run.malloc_tuning', 'data.in_memory', 'train.tensorboard', 'train.compile', 'train.early_stopping_patience',
-             'train.early_stopping_min_delta', 'train.checkpoint_activations', 'train.optimizer',
-             'eval.')   # keys a resumed run may change ('eval.': the whole group; an optimizer unlike the checkpoint's is refused at load)
-_LOCATION = ('run.out_dir', 'run.name')
-
-def _flat(cfg:DictConfig) -> dict:
-    "Dotted key -> value of every leaf (lists are leaves)."
-    out = {}
-    def walk(v, pre):
-        if isinstance(v, dict):
-            for k, x in v.items(): walk(x, f'{pre}.{k}' if pre else str(k))
-        else: out[pre] = v
-    walk(OmegaConf.to_container(cfg, resolve=True), ''); return out
-
-def resume_changes(saved:DictConfig, # the run's saved config
-                   cfg:DictConfig, # the config it is resumed with
-                   where:str='the run', # the run folder, for messages
-                  ) -> list[str]: # 'key: old -> new' for each changed key (`run.resume` and the location keys left out)
-    "What a resumed run changes; ConfigError naming every changed key outside `RESUMABLE`."
-    a, b = _flat(saved), _flat(cfg)
-    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in _LOCATION + ('run.resume',)]
-    ok = lambda k: k in RESUMABLE or any(r.endswith('.') and k.startswith(r) for r in RESUMABLE)
-    bad = [f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in diff if not ok(k)]
-    if bad: raise ConfigError(f"--resume {where}: {', '.join(bad)} cannot change when a run is resumed (its checkpoints "
-                              f"and data were made with the saved values); keys that may change: {', '.join(r + '*' if r.endswith('.') else r for r in RESUMABLE)}. "
-                              f"To change the others start a new run: `hpe-pretrain fit --config {Path(where)/'config.yaml'} run.name=NEW ...`")
-    return [f"{k}: {_show(a.get(k))} -> {_show(b.get(k))}" for k in diff]
-
-def resume_config(run_dir:str|Path, # the run folder (`<out_dir>/<name>`)
-                  overrides:Sequence[str]=(), # `key=value`; group selections must name the run's own model/data
-                 ) -> DictConfig: # the run's config with the overrides, `run.resume` true, located at `run_dir`
-    "The config that resumes the run in `run_dir`: its saved `config.yaml`, with only `RESUMABLE` keys changed."
-    run_dir = Path(run_dir); path = run_dir/'config.yaml'
-    if not path.is_file(): raise ConfigError(f"--resume {run_dir}: no config.yaml there, so no run to resume (check run.out_dir / "
-                                             f"run.name, or start the run without --resume)")
-    saved = load_saved_config(path)
-    pairs = [_split_override(o) for o in overrides]
-    for g, v in [(k, v) for k, v in pairs if k in GROUPS]:
-        sel = OmegaConf.to_container(_load_group(g, v), resolve=True); have = OmegaConf.to_container(saved[g], resolve=True)
-        off = [k for k in sel if k != 'name' and sel[k] != have.get(k)]
-        if off: raise ConfigError(f"--resume {run_dir}: {g}={v} is not the run's {g} (it differs in {', '.join(off)}); "
-                                  f"leave {g}= out to resume with the run's own")
-    rest = [f'{k}={v}' for k, v in pairs if k not in GROUPS + _LOCATION]
-    cfg = load_saved_config(path, rest + ['run.resume=true', f'run.out_dir={run_dir.parent}', f'run.name={run_dir.name}'])
-    resume_changes(saved, cfg, str(run_dir))
-    return cfg

@@ -16,7 +16,8 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from fastai.callback.progress import CSVLogger, ProgressCallback
 from fastai.callback.tracker import EarlyStoppingCallback
-from .config import load_config, load_saved_config, save_config, resume_changes
+from .config import load_config, load_saved_config, save_config
+from .resume import resume_changes
 from ..data.skeleton import get_skeleton
 from ..data.loaders import pose_dataloaders
 from ..data.mixture import MixtureSource, parse_sources, mixture_dataloaders, mixture_summary, mixture_report, check_mixture_objective
