@@ -273,7 +273,7 @@ def warm(paths) -> float:
 def child(a):
     "One loader in its own process: build, warm up, then load for `seconds` whenever the parent says 'run'."
     torch.set_num_threads(1)
-    from hpe_pretrain.train.cli import tune_malloc
+    from hpe_pretrain.cli import tune_malloc
     tuned = a.malloc_tuning and tune_malloc()
     rss0, t0 = status('VmRSS'), time.perf_counter()
     if a.child == 'mb':

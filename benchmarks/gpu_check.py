@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-HPE = [sys.executable, '-c', 'import sys; from hpe_pretrain.train.cli import main; sys.exit(main())']
+HPE = [sys.executable, '-m', 'hpe_pretrain.cli']
 T, DEV = 243, 'cuda'   # --cpu-smoke: T=27 on the CPU, to check this script where there is no GPU
 
 

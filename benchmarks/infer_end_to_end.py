@@ -62,7 +62,7 @@ def run_steps(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[dict, dic
     import numpy as np
     from hpe_pretrain.data.keypoints import fill_gaps, link_detections, pick_track, read_keypoints
     from hpe_pretrain.train.evaluate import predict_sequence
-    from hpe_pretrain.train.infer import _animation, write_inference
+    from hpe_pretrain.infer import _animation, write_inference
     t, clock = {}, time.perf_counter
     t0 = clock(); tracks = read_keypoints(path, image_size=size); t['parse'] = clock() - t0
     tr = tracks[0] if len(tracks) == 1 else None
@@ -86,7 +86,7 @@ def run_steps(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[dict, dic
 
 def run_whole(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[float, dict]:
     "The headline: `infer_keypoints` + `write_inference` in one timed call (what `infer` runs, less the animation)."
-    from hpe_pretrain.train.infer import infer_keypoints, write_inference
+    from hpe_pretrain.infer import infer_keypoints, write_inference
     t0 = time.perf_counter(); r = infer_keypoints(pred, path, image_size=size, flip_tta=True); write_inference(out, r, animation=False)
     return time.perf_counter() - t0, r
 

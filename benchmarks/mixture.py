@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     from hpe_pretrain.train.config import load_config
     from hpe_pretrain.train.pipeline import fit_from_config
-    from hpe_pretrain.train.cli import tune_malloc
+    from hpe_pretrain.cli import tune_malloc
     tune_malloc()
     tmp = None if a.out else tempfile.TemporaryDirectory(prefix='mixture_')
     out = Path(a.out or tmp.name); out.mkdir(parents=True, exist_ok=True)

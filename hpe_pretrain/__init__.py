@@ -40,6 +40,7 @@ Modules:
 - `hpe_pretrain.transforms.normalize`: `PoseCodec`, the one encoding between the loader's pixels and metres and the model's inputs and targets.
 - `hpe_pretrain.viz.explorer`: An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
 - `hpe_pretrain.viz.report`: Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run.
+- `hpe_pretrain.viz.screenshot`: PNG images of HTML pages and plotly figures, drawn by headless Chromium: for the docs' images and render checks.
 - `hpe_pretrain.viz.skeleton`: Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button."""
 
 __version__ = "0.0.1"

@@ -6,8 +6,8 @@ import functools
 
 import pytest
 
-import hpe_pretrain.train.cli as cli
-from hpe_pretrain.train.cli import COMMANDS, build_parser, main
+import hpe_pretrain.cli as cli
+from hpe_pretrain.cli import COMMANDS, build_parser, main
 
 S, T, F, B = 'store', 'store_true', 'flag', 'bool'   # kinds: value, store_true flag, (unused), --x/--no-x
 # the options before the parsers were built from docments (hand-written argparse, issue 26): option -> (default, kind, nargs,
@@ -115,9 +115,9 @@ def test_options_reach_the_function(monkeypatch):
     got = {}
     _spy(monkeypatch, cli, 'fit_command', got)
     assert main(['fit', 'a=1', '--quick', 'b=2', '--resume']) == 0
-    assert got == dict(overrides=['a=1', 'b=2'], quick=True, config=None, resume=True, list_config=False)
+    assert got == dict(overrides=['a=1', 'b=2'], quick=True, config=None, resume=True, list_config=False, overwrite=False)
     assert main(['fit', '--resume', 'run.name=x', 'c=3', '--list']) == 0
-    assert got == dict(overrides=['run.name=x', 'c=3'], quick=False, config=None, resume=True, list_config=True)
+    assert got == dict(overrides=['run.name=x', 'c=3'], quick=False, config=None, resume=True, list_config=True, overwrite=False)
     assert main(['fit', '--resume', 'outputs/somewhere']) == 0 and got['resume'] == 'outputs/somewhere'
     _spy(monkeypatch, cli, 'eval_command', got)
     assert main(['eval', '--checkpoint', 'r', '--data', 'c.h5', '--no-flip-tta', '--stride', '9', '--pck-joints', '17']) == 0
@@ -126,7 +126,7 @@ def test_options_reach_the_function(monkeypatch):
     _spy(monkeypatch, cli, 'export_command', got)
     assert main(['export', '--checkpoint', 'r', '--format', 'pt2', '--clip-len', '27']) == 0
     assert got == dict(checkpoint='r', fmt='pt2', out=None, clip_len=27, motionbert_config=None)
-    import hpe_pretrain.train.infer as infer
+    import hpe_pretrain.infer as infer
     _spy(monkeypatch, infer, 'infer_command', got)
     assert main(['infer', '--checkpoint', 'r', '--keypoints', 'k.json', '--out', 'o', '--image-size', '1920', '1080', '--flip-tta']) == 0
     assert (got['image_size'], got['flip_tta'], got['fmt'], got['max_gap'], got['min_score']) == ([1920, 1080], True, None, 10, 0.0)

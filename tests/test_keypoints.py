@@ -257,7 +257,7 @@ def test_toy_format_is_detected_read_and_in_infer_help(tmp_path, toy_format, cap
     assert pieces[0].joints == 'h36m17' and report.frames == T
     with pytest.raises(ValueError, match=r"walk\.txt: video: only for OpenPose folders, not txt"):
         read_keypoints(tmp_path / 'walk.txt', video='x')
-    from hpe_pretrain.train.cli import main
+    from hpe_pretrain.cli import main
     assert main(['infer', '--help']) == 0
     assert 'txt: TOY one line per frame' in ' '.join(capsys.readouterr().out.split())
 

@@ -123,7 +123,7 @@ def toy(tmp_path, monkeypatch):
 
 def test_toy_architecture(toy, capsys):
     "One module (above), one registry entry and one YAML: the factory, the config system and the weight transfer take it."
-    from hpe_pretrain.train.cli import main
+    from hpe_pretrain.cli import main
     from hpe_pretrain.train.config import ConfigError, load_config, save_config
     from hpe_pretrain.train.runs import init_from
     # create_model builds it from its YAML, with overrides; unknown keys are refused with the constructor's keys

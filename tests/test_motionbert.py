@@ -16,7 +16,7 @@ from hpe_pretrain.data.h36m_formats import write_motionbert_pkl
 from hpe_pretrain.data.keypoints import KeypointTrack, write_alphapose
 from hpe_pretrain.models.factory import create_model
 from hpe_pretrain.testing import write_motionbert_checkpoint
-from hpe_pretrain.train.cli import main
+from hpe_pretrain.cli import main
 from hpe_pretrain.train.runs import load_weights, read_weights
 
 RES = {'54138969': (1000, 1002), '55011271': (1000, 1000), '58860488': (1000, 1000), '60457274': (1000, 1002)}

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpe_pretrain.viz.report import find_chromium, render_png, screenshot, write_report
+from hpe_pretrain.viz.report import write_report
+from hpe_pretrain.viz.screenshot import find_chromium, render_png, screenshot
 from hpe_pretrain.viz.skeleton import plot_skeleton_3d
 
 HISTORY = ('epoch,train_loss,valid_loss,mpjpe,time\n'

@@ -11,7 +11,8 @@ from hpe_pretrain.data.sequence import PoseSequence
 from hpe_pretrain.data.cache_writer import write_cache
 from hpe_pretrain.viz.skeleton import plot_skeleton_3d, plot_skeleton_2d, animate_skeleton_3d
 from hpe_pretrain.viz.explorer import PoseExplorer
-from hpe_pretrain.viz.report import render_png, screenshot, write_report
+from hpe_pretrain.viz.report import write_report
+from hpe_pretrain.viz.screenshot import render_png, screenshot
 import plotly.graph_objects as go, plotly.offline
 
 out = Path('nbs/images'); out.mkdir(exist_ok=True)
