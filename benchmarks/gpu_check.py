@@ -70,7 +70,8 @@ def cli(c: Check) -> dict:
     p = sh(HPE + ['eval', '--checkpoint', str(out/'q'), '--data', s['cache']])   # the cache the run used (a file per data setting)
     m = re.search(r'MPJPE\D*([\d.]+)', p.stdout); r['eval_mpjpe'] = float(m.group(1)) if m else p.stdout[-300:]
     r['eval_s'] = round(time.perf_counter() - t, 1)
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     rng = np.random.default_rng(0)
     kp = write_coco_results([KeypointTrack(1, np.arange(300), rng.uniform(600, 1300, (300, 17, 2)), np.ones((300, 17)), 'coco17')],
                             c.work/'people.json')

@@ -35,7 +35,8 @@ STEPS = ('parse', 'link', 'pick', 'gaps', 'encode', 'lift', 'write')
 def coco_video(n: int, path: Path, seed: int = 0) -> Path:
     "A COCO results JSON of one person walking for `n` frames in 1920x1080 images, without track ids."
     import numpy as np
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     from hpe_pretrain.data.skeleton import convert_joints, get_skeleton
     from hpe_pretrain.data.synthetic import synthetic_h36m_cameras, synthetic_h36m_sequence
     _, X = synthetic_h36m_sequence('S1', 14, 1, frames_per_seq=n, seed=seed, length_jitter=0.0)   # 14: Walking, world mm
@@ -60,7 +61,8 @@ def coco_video(n: int, path: Path, seed: int = 0) -> Path:
 def run_steps(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[dict, dict]:
     "Each step of `infer_keypoints` + `write_inference` + the animation page, timed alone; (seconds per step, result)."
     import numpy as np
-    from hpe_pretrain.data.keypoints import fill_gaps, link_detections, pick_track, read_keypoints
+    from hpe_pretrain.data.keypoints import read_keypoints
+    from hpe_pretrain.data.keypoint_tracks import fill_gaps, link_detections, pick_track
     from hpe_pretrain.train.evaluate import predict_sequence
     from hpe_pretrain.infer import _animation, write_inference
     t, clock = {}, time.perf_counter

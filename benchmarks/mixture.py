@@ -37,7 +37,8 @@ def coco_pool(out: Path, seed: int = 2, frames: int = 240) -> tuple[Path, int]:
     from hpe_pretrain.data.prepare import prepare
     from hpe_pretrain.data.cache import PoseCache
     from hpe_pretrain.data.skeleton import get_skeleton
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     cache = prepare('synthetic', src=out/'pool_raw', out=out/'pool.h5', fmt='h36m', progress=False, seed=seed, frames_per_seq=frames)
     H, C = get_skeleton('h36m17'), get_skeleton('coco17')
     n = 0

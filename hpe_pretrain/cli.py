@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fastcore.docments import docments
 from fastcore.imports import in_ipython
 from .data.paths import RunDir
-if TYPE_CHECKING: from hpe_pretrain.train.evaluate import EvalResult   # torch-free at import time
+if TYPE_CHECKING: from hpe_pretrain.train.eval_protocols import EvalResult   # torch-free at import time
 
 # %% auto #0
 __all__ = ['QUICK', 'COMMANDS', 'add_options', 'tune_malloc', 'fit_command', 'eval_command', 'export_command', 'Command',
@@ -181,7 +181,7 @@ def eval_command(checkpoint:str|Path, # a run folder (outputs/<run>), a .pth che
                  device:str|None=None, # cpu, cuda, cuda:N or auto (None: the run's run.device; exports: cpu)
                  trust_pickle:bool=False, # load a .pt2 even if it holds pickles or code (only a file you trust)
                  motionbert_config:str|None=None, # MotionBERT checkpoints: the config whose conventions (root-relative or global, flip) to follow (None: by the checkpoint's size)
-                ) -> 'EvalResult': # the tables (`hpe_pretrain.train.evaluate.EvalResult`)
+                ) -> 'EvalResult': # the tables (`hpe_pretrain.train.eval_protocols.EvalResult`)
     "`hpe-pretrain eval`: load a trained model and print/write the protocol tables for `data`."
     from hpe_pretrain.train.lifting import evaluate_lifting, load_lifting_model
     lm = load_lifting_model(checkpoint, device, trust_pickle, motionbert_config)
@@ -237,7 +237,9 @@ def _model_options() -> dict:
     return dict(checkpoint=dict(metavar='RUN_OR_FILE'), motionbert_config=dict(metavar='NAME', more=f"; one of {', '.join(MOTIONBERT_CONFIGS)}"))
 
 def _prepare_options() -> dict:
-    from hpe_pretrain.data.prepare import DATASETS, H36M_FORMATS, MPI_INF_3DHP_FORMATS
+    from hpe_pretrain.data.prepare import DATASETS
+    from hpe_pretrain.data.h36m_formats import H36M_FORMATS
+    from hpe_pretrain.data.mpi_inf_3dhp_files import MPI_INF_3DHP_FORMATS
     return dict(dataset=dict(choices=DATASETS), split=dict(choices=('train', 'test')), root=dict(flag='--data-root', metavar='DATA_ROOT'),
                 fmt=dict(flag='--format', more=f" (h36m: {' | '.join(H36M_FORMATS)}; mpi_inf_3dhp: {' | '.join(MPI_INF_3DHP_FORMATS)})"),
                 subjects=dict(metavar='S9,S11'), metadata=dict(metavar='PATH'), path_2d=dict(metavar='FILE'),

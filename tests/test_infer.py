@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+from hpe_pretrain.data.keypoint_files import write_coco_results
 from hpe_pretrain.testing import make_run
 from hpe_pretrain.infer import infer_command
 from hpe_pretrain.train.lifting import LiftingModel, load_lifting_model, resample_time

@@ -8,9 +8,10 @@ import json, time, warnings
 import numpy as np
 import pytest
 
-from hpe_pretrain.data.keypoints import (
-    KeypointTrack, TrackReport, check_image_size, check_max_gap, fill_gaps, link_detections, read_keypoints, read_track,
-    write_npz)
+from hpe_pretrain.data.keypoints import read_keypoints, read_track
+from hpe_pretrain.data.keypoint_tracks import (KeypointTrack, TrackReport, check_image_size, check_max_gap, fill_gaps,
+                                               link_detections)
+from hpe_pretrain.data.other_keypoint_files import write_npz
 from hpe_pretrain.data.skeleton import get_skeleton
 
 HALPE = get_skeleton('halpe26')

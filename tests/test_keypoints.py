@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from hpe_pretrain.data.files import write_text_atomic
-from hpe_pretrain.data.keypoints import (
-    KEYPOINT_FORMATS, FileHead, KeypointFormat, KeypointTrack, detect_format, fill_gaps, fill_undetected, link_detections, pick_track,
-    read_keypoints, read_track, require_image_size, write_alphapose, write_coco_annotations, write_coco_results, write_mmpose, write_npz,
-    write_openpose)
+from hpe_pretrain.data.keypoints import KEYPOINT_FORMATS, KeypointFormat, detect_format, read_keypoints, read_track
+from hpe_pretrain.data.other_keypoint_files import FileHead, write_mmpose, write_npz, write_openpose
+from hpe_pretrain.data.keypoint_tracks import (KeypointTrack, fill_gaps, fill_undetected, link_detections, pick_track,
+                                               require_image_size)
+from hpe_pretrain.data.keypoint_files import write_alphapose, write_coco_annotations, write_coco_results
 from hpe_pretrain.data.skeleton import get_skeleton
 
 T = 30

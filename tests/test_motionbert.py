@@ -13,7 +13,8 @@ import torch
 
 from hpe_pretrain.data.h36m import H36M_ACTION_IDS
 from hpe_pretrain.data.h36m_formats import write_motionbert_pkl
-from hpe_pretrain.data.keypoints import KeypointTrack, write_alphapose
+from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+from hpe_pretrain.data.keypoint_files import write_alphapose
 from hpe_pretrain.models.factory import create_model
 from hpe_pretrain.testing import write_motionbert_checkpoint
 from hpe_pretrain.cli import main

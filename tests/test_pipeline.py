@@ -161,7 +161,8 @@ def test_same_seed_same_weights_with_two_threads(tmp_path):
 def test_infer_command_on_coco_keypoints(quick, tmp_path):
     "`hpe-pretrain infer` on a COCO results file of two people: the longest track is lifted and written."
     import numpy as np
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     out, _, _ = quick
     rng = np.random.default_rng(0)
     tracks = [KeypointTrack(i, np.arange(n), rng.uniform(300, 700, (n, 17, 2)) + 400 * i, np.ones((n, 17)), 'coco17')
@@ -195,7 +196,8 @@ def test_cross_dataset_experiment_end_to_end(tmp_path):
 def _coco_file(path, T=80):
     "A 2D-only source: one person's coco17 track in COCO *results* format (no track ids), from synthetic h36m17 poses."
     import numpy as np
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     rng = np.random.default_rng(0)
     kp = (rng.standard_normal((T, 17, 2)).cumsum(0) * 2 + 500).astype(np.float32)   # a drifting 17-point figure, px
     return write_coco_results([KeypointTrack(1, np.arange(T), kp, np.full((T, 17), .9, np.float32), 'coco17', 1000, 1000)], path)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from hpe_pretrain.data.files import file_lock
-from hpe_pretrain.data.keypoints import KeypointTrack, write_npz
+from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+from hpe_pretrain.data.other_keypoint_files import write_npz
 from hpe_pretrain.models.export import check_pt2, load_pt2, rewrite_pt2, sha256_file
 from hpe_pretrain.testing import make_run, toy_cache
 from hpe_pretrain.cli import main

@@ -108,7 +108,7 @@ def test_charts_plot_the_tables_values():
     """Every results chart shows the numbers of its table: per-action means (never sums of sequences), the worst
     sequences, the joint groups — on the tables a real evaluation writes."""
     import pandas as pd
-    from hpe_pretrain.train.evaluate import evaluate_3dhp, evaluate_h36m
+    from hpe_pretrain.train.eval_protocols import evaluate_3dhp, evaluate_h36m
     from hpe_pretrain.viz.report import _table_figures
     rng = np.random.default_rng(0)
     names = [f'S9/{a} {k}/{c}' for a in ('Eating', 'Walking') for k in (1, 2) for c in ('54138969', '55011271')]

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 from hpe_pretrain.data.skeleton import convert_joints, get_skeleton
 from hpe_pretrain.data.camera import h36m_like_cameras
-from hpe_pretrain.data.synthetic import synth_motion
+from hpe_pretrain.data.motion import synth_motion
 from hpe_pretrain.data.cache import PoseCache
 from hpe_pretrain.data.sequence import PoseSequence
 from hpe_pretrain.data.cache_writer import write_cache

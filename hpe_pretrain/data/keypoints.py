@@ -10,30 +10,16 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from .keypoint_tracks import (KeypointTrack, TrackReport, not_detected, fill_undetected, convert_keypoints,
-                                               link_detections, pick_track, fill_gaps, check_max_gap, check_image_size,
-                                               image_size_warning, require_image_size, MAX_IMAGE_SIDE)
-from .keypoint_files import (MAX_SCORE, MAX_COORD, MAX_FRAME, _load_json, _err, read_coco_results,
-                                              write_coco_results, read_coco_annotations, write_coco_annotations,
-                                              read_alphapose, write_alphapose)
-from .keypoint_tracks import joints_from_names
-from .other_keypoint_files import (openpose_videos, read_openpose, write_openpose, read_mmpose,
-                                                    write_mmpose, read_npz, write_npz, FileHead, sniff_coco_results,
-                                                    sniff_coco_annotations, sniff_alphapose, sniff_openpose,
-                                                    sniff_mmpose, sniff_npz)
-_all_ = ['KeypointTrack', 'TrackReport', 'not_detected', 'fill_undetected', 'convert_keypoints', 'link_detections', 'pick_track',
-         'fill_gaps', 'check_max_gap', 'check_image_size', 'image_size_warning', 'require_image_size', 'MAX_IMAGE_SIDE',
-         'MAX_SCORE', 'MAX_COORD', 'MAX_FRAME', 'joints_from_names', 'openpose_videos',
-         'read_coco_results', 'write_coco_results', 'read_coco_annotations', 'write_coco_annotations', 'read_alphapose',
-         'write_alphapose', 'read_openpose', 'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz', 'FileHead']
+from .keypoint_tracks import (KeypointTrack, TrackReport, pick_track, fill_gaps, check_max_gap,
+                                               check_image_size, require_image_size)
+from .keypoint_files import (_load_json, _err, read_coco_results, read_coco_annotations,
+                                              read_alphapose)
+from .other_keypoint_files import (read_openpose, read_mmpose, read_npz, FileHead,
+                                                    sniff_coco_results, sniff_coco_annotations, sniff_alphapose,
+                                                    sniff_openpose, sniff_mmpose, sniff_npz)
 
 # %% auto #0
-__all__ = ['KEYPOINT_FORMATS', 'KeypointFormat', 'detect_format', 'read_keypoints', 'read_track', 'KeypointTrack', 'TrackReport',
-           'not_detected', 'fill_undetected', 'convert_keypoints', 'link_detections', 'pick_track', 'fill_gaps',
-           'check_max_gap', 'check_image_size', 'image_size_warning', 'require_image_size', 'MAX_IMAGE_SIDE',
-           'MAX_SCORE', 'MAX_COORD', 'MAX_FRAME', 'joints_from_names', 'openpose_videos', 'read_coco_results',
-           'write_coco_results', 'read_coco_annotations', 'write_coco_annotations', 'read_alphapose', 'write_alphapose',
-           'read_openpose', 'write_openpose', 'read_mmpose', 'write_mmpose', 'read_npz', 'write_npz', 'FileHead']
+__all__ = ['KEYPOINT_FORMATS', 'KeypointFormat', 'detect_format', 'read_keypoints', 'read_track']
 
 # %% ../../nbs/00w_data.keypoints.ipynb #59abb8e0
 @dataclass(frozen=True)

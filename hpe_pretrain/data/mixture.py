@@ -17,7 +17,8 @@ from fastcore.basics import patch
 from fasttransform import Pipeline
 from fastai.data.core import DataLoaders
 from .cache import PoseCache
-from .keypoints import KEYPOINT_FORMATS, fill_gaps, read_keypoints
+from .keypoints import KEYPOINT_FORMATS, read_keypoints
+from .keypoint_tracks import fill_gaps
 from .loaders import ClipDataLoader, PoseClipDataset, clip_frames, clip_index
 from .skeleton import JOINT_MAPS, get_skeleton, joint_map
 

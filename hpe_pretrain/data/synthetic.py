@@ -14,14 +14,11 @@ from types import MappingProxyType
 import re
 import numpy as np
 from .skeleton import convert_joints
-from .motion import (FAMILIES, ACTION_FAMILY, subject_offsets, synth_motion, synth_mixed,
-                                      h36m32_to_mpi28)
-_all_ = ['FAMILIES', 'ACTION_FAMILY', 'subject_offsets', 'synth_motion', 'synth_mixed', 'h36m32_to_mpi28']
+from .motion import FAMILIES, ACTION_FAMILY, synth_motion, synth_mixed, h36m32_to_mpi28
 
 # %% auto #0
 __all__ = ['ACTIVITY_FAMILIES', 'synthetic_h36m_cameras', 'synthetic_3dhp_cameras', 'synthetic_h36m_mapping',
-           'synthetic_h36m_sequence', 'write_synthetic_h36m', 'synthetic_3dhp_test_cameras', 'write_synthetic_3dhp',
-           'FAMILIES', 'ACTION_FAMILY', 'subject_offsets', 'synth_motion', 'synth_mixed', 'h36m32_to_mpi28']
+           'synthetic_h36m_sequence', 'write_synthetic_h36m', 'synthetic_3dhp_test_cameras', 'write_synthetic_3dhp']
 
 # %% ../../nbs/00p_data.synthetic.ipynb #3869da08
 from .camera import Camera, look_at, H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_RESOLUTION

@@ -12,23 +12,19 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 import numpy as np
 import torch
-from ..data.h36m import H36M_ACTIONS  # noqa: F401 (imported from here by existing code)
 from ..transforms.normalize import PoseCodec, root_relative
 from ..transforms.augment import flip_tta as flip_tta_fn
 from .metrics import mpi_pck_groups
-from .eval_protocols import (MOTIONBERT_SKIP, AGGREGATIONS, H36M_METRICS, SkipEntry, is_skipped, EvalResult,
-                                               parse_sequence_name, evaluate_h36m, evaluate_3dhp)
+from .eval_protocols import (MOTIONBERT_SKIP, SkipEntry, is_skipped, EvalResult, evaluate_h36m,
+                                               evaluate_3dhp)
 from ..data.sequence import PoseSequence
 from ..data.cache import PoseCache
 from ..data.files import atomic_write
 from ..data.skeleton import get_skeleton, joint_adapter
-_all_ = ['MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult', 'parse_sequence_name',
-         'evaluate_h36m', 'evaluate_3dhp']   # re-exported from `train.eval_protocols`
 
 # %% auto #0
 __all__ = ['TAILS', 'window_plan', 'predict_sequence', 'screen_input', 'evaluate_cache', 'model_predict_fn', 'evaluate_model',
-           'write_samples', 'MOTIONBERT_SKIP', 'AGGREGATIONS', 'H36M_METRICS', 'SkipEntry', 'is_skipped', 'EvalResult',
-           'parse_sequence_name', 'evaluate_h36m', 'evaluate_3dhp']
+           'write_samples']
 
 # %% ../../nbs/03c_train.evaluate.ipynb #5e5da054
 _PROGRESS_MIN_WINDOWS = 20   # `predict_sequence(progress=True)` is silent below this many windows

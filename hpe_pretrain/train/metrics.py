@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 import numpy as np
 import torch
-from ..transforms.normalize import root_relative  # the one definition (re-exported here for the protocols)
+from ..transforms.normalize import root_relative
 
 # %% auto #0
 __all__ = ['H36M_METRICS', 'MPI_ROOT', 'MPI_JOINT_GROUPS', 'MPI_JOINT_GROUPS_17', 'MPI_PCK_JOINTS', 'PCK_THRESHOLD',
