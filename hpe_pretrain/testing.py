@@ -1,5 +1,7 @@
-"""Synthetic batches, a tiny pose cache and a tiny learner for tests, demos and benchmarks (as fastai's
-`test_utils`): nothing in the package depends on them.
+"""Synthetic batches, a tiny pose cache and a tiny learner for tests, demos and benchmarks (as fastai's `test_utils`): nothing in the package depends on them.
+
+They live in their own module at the end of the dependency order, so production modules never import test
+code, and every notebook's tests can use them. Shapes: `B` batch, `T` frames, `J` joints.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/testing.html.md"""
 

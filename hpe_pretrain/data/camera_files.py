@@ -1,6 +1,11 @@
-"""Read and write the camera files of the datasets: Human3.6M's `metadata.xml` (all 11 subjects x 4 cameras in
-one `w0` vector), and MPI-INF-3DHP's training `camera.calibration`
-(Skeletool V1.0), as `Camera`s (the test set's `.calib` files: `data.mpi_test_cameras`).
+"""Read and write the camera files of Human3.6M (`metadata.xml`) and of MPI-INF-3DHP's training set (`camera.calibration`) as `Camera`s.
+
+Human3.6M's `metadata.xml` holds all 11 subjects x 4 cameras in one `w0` vector; MPI-INF-3DHP's `camera.calibration`
+is a Skeletool V1.0 file; the test set's `.calib` files (tc camera calibration v0.3) are read in
+`data.mpi_test_cameras`.
+Units: files store millimetres (translations) and pixels (intrinsics); every `Camera` holds world->camera
+extrinsics in **metres** (`X_cam = R @ X_world + t`) and intrinsics in pixels (see `hpe_pretrain.data.camera`).
+Writers are atomic and exist to build test files in the exact real layouts; every test uses made-up cameras.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.camera_files.html.md"""
 

@@ -1,5 +1,12 @@
-"""Atomic writes that never leave a half-written file, one clear error on a full disk, stale temporary files of
-killed processes cleaned up, and OS file locks that die with their process.
+"""Atomic writes that never leave a half-written file, one clear error on a full disk, stale temporary files of killed processes cleaned up, and OS file locks that die with their process.
+
+Every file the package writes — caches, checkpoints, configs, results, reports — goes through `atomic_write`:
+the content goes to a temporary file in the same folder, named after the target and the writing process
+(`.<name>.<pid>.tmp`), which is renamed over the target only when complete. A failure (an exception, Ctrl-C, a full
+disk) removes the temporary file and leaves the previous file intact. A process killed with SIGKILL cannot clean up:
+`remove_stale_tmp` removes the temporary files whose writer no longer exists, and the writers call it first.
+Concurrency: `file_lock` takes an OS lock (`fcntl.flock`) that the kernel releases when the process dies, so a
+killed run never leaves a lock behind.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.files.html.md"""
 

@@ -1,5 +1,10 @@
-"""Read the original Human3.6M pose files (`D3_Positions`, `D3_Positions_mono`, `D2_Positions` CDFs) with the
-dataset's own sequence names and cameras, and yield one `PoseSequence` per (subject, sequence, camera).
+"""Read the original Human3.6M pose files (`D3_Positions`, `D3_Positions_mono`, `D2_Positions` CDFs) with the dataset's own sequence names and cameras, and yield one `PoseSequence` per (subject, sequence, camera).
+
+Shapes and units: `N` frames, `J` joints (32 raw, 17 after `convert_joints`), `C` channels (3 = x, y, z; 2 = u, v).
+On disk the raw files hold **millimetres** (world coordinates in `D3_Positions`, camera coordinates in
+`D3_Positions_mono`) or **pixels** (`D2_Positions`); everything this module yields is camera-space **metres**
+and pixels, 50 frames per second. The other H36M file formats (VideoPose3D npz, Martinez h5: `hpe_pretrain.data.h36m_files`;
+MotionBERT pkl) and the format auto-detection (`hpe_pretrain.data.h36m_formats`) come after this module.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.h36m.html.md"""
 

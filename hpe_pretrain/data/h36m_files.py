@@ -1,4 +1,11 @@
-"""Read VideoPose3D's `data_3d_h36m.npz` / `data_2d_h36m_<detector>.npz` and Martinez's `S*/MyPoses/3D_positions/*.h5` into `PoseSequence`s; MotionBERT's pickle and format detection: `data.h36m_formats`.
+"""Read the Human3.6M files of VideoPose3D (`data_3d_h36m.npz`, `data_2d_h36m_<detector>.npz`) and Martinez (`S*/MyPoses/3D_positions/*.h5`) into `PoseSequence`s.
+
+MotionBERT's pickle and telling the formats apart are in `data.h36m_formats`.
+Shapes and units: `N` frames, `J` joints, `C` channels. VideoPose3D's 3D file is **world metres**
+`(N, 32, 3)`; its 2D files are pixels `(N', 17|16, 2)` with `N' >= N`; Martinez's h5 is the raw CDF content transposed, **world mm** `(96, N)`.
+Every reader yields camera-space metres and pixels at 50 fps in the `h36m17` joint order (or `h36m32` where the
+file has 32 joints), with the same sequence names as `iter_h36m_raw` (`'Photo 1'`, `'WalkDog'`, S11 `Directions` dropped).
+The writers exist to build test files in exactly these formats.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.h36m_files.html.md"""
 

@@ -1,4 +1,10 @@
-"""The checks every 2D keypoint reader shares, and the COCO family's files (COCO results and annotations, PoseTrack18, AlphaPose); OpenPose, mmpose, arrays and recognising a format: `data.other_keypoint_files`.
+"""The checks every 2D keypoint reader shares, and the files of the COCO family: COCO results and annotations, PoseTrack18, AlphaPose.
+
+OpenPose folders, mmpose predictions, plain arrays and recognising a format are in `data.other_keypoint_files`.
+Every reader returns `KeypointTrack`s (`data.keypoint_tracks`): `(T, J, 2)` float32 pixels, `(T, J)` confidence in
+[0, 1], sorted by track id, **undetected joints already filled** (confidence 0; see `not_detected`). People are the
+file's tracks when it has usable ids (every detection has one, none repeated within a frame), else linked
+(`link_detections`). Every problem is one `ValueError` naming the file and the field.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoint_files.html.md"""
 

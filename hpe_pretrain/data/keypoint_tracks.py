@@ -1,5 +1,8 @@
-"""One person's 2D keypoints over time: what counts as detected, undetected joints filled from their neighbours
-in time, joint sets from detected parts only, detections linked into tracks, gaps filled, and the account of it all.
+"""One person's 2D keypoints over time: what counts as detected, undetected joints filled from their neighbours in time, joint sets from detected parts only, detections linked into tracks, gaps filled, and the account of it all.
+
+Shapes: `T` frames, `J` joints; keypoints `(T, J, 2)` float32 **pixels**, confidence `(T, J)` float32 in [0, 1].
+The readers of `data.keypoint_files` and `data.other_keypoint_files` produce these tracks; `data.keypoints` reads any format and prepares one track
+for lifting.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoint_tracks.html.md"""
 

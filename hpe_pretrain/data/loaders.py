@@ -1,5 +1,6 @@
-"""Fixed-length clips over a pose cache — never crossing a sequence, short sequences resampled as MotionBERT does —
-gathered a whole batch at a time into fastai `DataLoaders`.
+"""Fixed-length clips over a pose cache — never crossing a sequence, short sequences resampled as MotionBERT does — gathered a whole batch at a time into fastai `DataLoaders`.
+
+Shape legend: `B` batch (clips), `T` frames per clip (`clip_len`), `J` joints, `K` clips, `S` sequences.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.loaders.html.md"""
 

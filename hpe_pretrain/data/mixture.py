@@ -1,5 +1,7 @@
-"""Pretrain on several sources at once — prepared caches of any dataset and 2D-only keypoint files — each drawn
-with its own weight and converted to the model's joint set.
+"""Pretrain on several sources at once — prepared caches of any dataset and 2D-only keypoint files — each drawn with its own weight and converted to the model's joint set.
+
+Shape legend: `B` batch (clips), `T` frames per clip, `J` joints of the *model's* joint set, `N` frames of a source.
+Units as in the loaders: `kp2d` pixels, `j3d` camera metres, `size` pixels.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.mixture.html.md"""
 

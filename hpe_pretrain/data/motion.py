@@ -1,5 +1,7 @@
-"""Plausible human motion with no dataset: a 32-joint H36M-proportioned skeleton with per-subject bone lengths,
-driven by smooth joint-angle trajectories of several motion families, in world millimetres.
+"""Plausible human motion with no dataset: a 32-joint H36M-proportioned skeleton with per-subject bone lengths, driven by smooth joint-angle trajectories of several motion families, in world millimetres.
+
+`hpe_pretrain.data.synthetic` renders these motions through made-up cameras and writes them in the real H36M
+and MPI-INF-3DHP raw formats; this notebook is the motion itself (numpy only).
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.motion.html.md"""
 

@@ -1,5 +1,10 @@
-"""Read the official MPI-INF-3DHP files (training `annot.mat` + `camera.calibration`, test `annot_data.mat`) into
-`PoseSequence`s; write the same formats for tests and synthetic data.
+"""Read the official MPI-INF-3DHP files (training `annot.mat` + `camera.calibration`, test `annot_data.mat`) into `PoseSequence`s; write the same formats for tests and synthetic data.
+
+Shapes: `F` frames of a training video, `N` frames of a test sequence, `J` joints (28 in the raw training
+files, 17 in the test files and after conversion), `C` channels (2 = x, y pixels; 3 = x, y, z).
+Units: files store pixels and **millimetres**; every `PoseSequence` holds pixels and **metres**
+(camera space, absolute, not root-relative). The 17-joint order is the dataset's "relevant" set
+(`mpi17`, root = pelvis at index 14); the 28 -> 17 mapping lives in `hpe_pretrain.data.skeleton`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.mpi_inf_3dhp.html.md"""
 

@@ -1,5 +1,9 @@
-"""Read P-STMO's preprocessed `data_train_3dhp.npz` / `data_test_3dhp.npz` into `PoseSequence`s, and read any
-MPI-INF-3DHP source (official files or npz) with `detect_3dhp_format` / `iter_3dhp`.
+"""Read P-STMO's preprocessed `data_train_3dhp.npz` / `data_test_3dhp.npz` into `PoseSequence`s, and read any MPI-INF-3DHP source (official files or npz) with `detect_3dhp_format` / `iter_3dhp`.
+
+Shapes: `F` frames of a training video, `N` frames of a test sequence, 17 joints in the `mpi17` order,
+`C` channels (2 = x, y pixels; 3 = x, y, z). Units: the npz files store pixels and **millimetres**; every
+`PoseSequence` holds pixels and **metres**. The official `annot.mat` / `annot_data.mat` readers are in
+`hpe_pretrain.data.mpi_inf_3dhp`.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.mpi_inf_3dhp_files.html.md"""
 

@@ -1,5 +1,10 @@
-"""One entry point from any H36M / MPI-INF-3DHP source (or synthetic data) to the pose cache: format detection,
-source fingerprints for cache reuse, atomic writes, a summary table, and the `hpe-pretrain prepare` arguments.
+"""One entry point from any H36M / MPI-INF-3DHP source (or synthetic data) to the pose cache: format detection, source fingerprints for cache reuse, atomic writes, a summary table, and the `hpe-pretrain prepare` arguments.
+
+`prepare` reads a source through the readers' dispatchers (`iter_h36m`, `iter_3dhp`) and streams the
+sequences into one HDF5 pose cache with `write_cache` (camera-space metres `(F, J, 3)`, pixels `(F, J, 2)`;
+see `hpe_pretrain.data.cache_writer`). The cache records the source's fingerprint (every file's path, size and mtime,
+plus the options), so a second `prepare` of an unchanged source returns the existing file at once.
+The write is atomic: a failed or killed run leaves no cache behind.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.prepare.html.md"""
 

@@ -1,5 +1,9 @@
-"""`PoseSequence`, the unit every reader yields and the pose cache
-stores; its per-frame fields and their validation.
+"""`PoseSequence`, the unit every reader yields and the pose cache stores; its per-frame fields and their validation.
+
+Every reader (H36M, MPI-INF-3DHP, synthetic) yields one `PoseSequence` per (subject, action, camera); `write_cache`
+(`hpe_pretrain.data.cache_writer`) validates each one with `validate_sequence` and
+stores it. Shape legend: `N` frames of the sequence, `J` joints. Units: `joints_3d` camera-space **metres**
+(absolute, not root-relative), `joints_2d` **pixels**.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.sequence.html.md"""
 

@@ -1,5 +1,10 @@
-"""Immutable joint sets (names, kinematic tree, left/right pairs,
-flip permutation) and the maps between them.
+"""Immutable joint sets (names, kinematic tree, left/right pairs, flip permutation) and the maps between them.
+
+Every pose array in this package has shape `(..., J, C)`: leading dimensions are free (`B` batch, `T` frames),
+`J` is the number of joints of a named `Skeleton`, `C` the channels (2 = x, y in pixels; 3 = x, y, z in metres;
+a 3rd/4th confidence channel is allowed). A skeleton is *data*: names, parent of each joint (`-1` for the
+root) and the left/right pairs. Nothing here is mutable: skeletons are frozen dataclasses and registries are
+read-only mappings.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.skeleton.html.md"""
 

@@ -1,6 +1,9 @@
-"""Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions`
-CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with
-`camera.calibration`.
+"""Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions` CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with `camera.calibration`.
+
+The motion comes from `hpe_pretrain.data.motion` (`synth_motion`, `synth_mixed`). The trees
+written here are read back by the very same readers as real data (`iter_h36m`, `iter_3dhp`), so the synthetic
+path exercises the whole pipeline. Units: world and camera coordinates in **millimetres** on disk (as the
+datasets store them), **metres** in `Camera`, image points in **pixels**.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.synthetic.html.md"""
 

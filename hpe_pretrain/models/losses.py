@@ -1,5 +1,9 @@
-"""Training objectives for pose sequences: MPJPE, scale-aligned N-MPJPE, velocity, bone lengths,
-confidence-weighted 2D, masked positions — and their weighted combination.
+"""Training objectives for pose sequences: MPJPE, scale-aligned N-MPJPE, velocity, bone lengths, confidence-weighted 2D, masked positions — and their weighted combination.
+
+Poses are `(..., J, C)` tensors: usually `(B, T, J, 3)` root-relative metres or `(B, T, J, 2)` screen-normalised
+coordinates (`B` batch, `T` frames, `J` joints). Every loss returns a scalar tensor in the units of its inputs
+(metres in → metres out), averaged over all positions. Errors are Euclidean distances per joint, not squares,
+as in the MPJPE metric.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/models.losses.html.md"""
 

@@ -1,5 +1,7 @@
-"""Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard,
-CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop.
+"""Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard, CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop.
+
+fastai's `Learner` is the training loop; nothing here re-implements it. Each callback is a few lines and is
+tested on a tiny learner that trains in a second (`synth_learner`, after fastai's `test_utils`).
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.callbacks.html.md"""
 

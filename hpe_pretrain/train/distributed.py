@@ -1,5 +1,6 @@
-"""The process's rank under `torchrun`, fastai's DDP trainer made safe for CPU (gloo), and a digest of a model's
-weights to compare ranks and runs.
+"""The process's rank under `torchrun`, fastai's DDP trainer made safe for CPU (gloo), and a digest of a model's weights to compare ranks and runs.
+
+Distributed training is fastai's own (`DistributedTrainer`, started by `torchrun`); this module adds what the pipeline needs around it: the rank and world size, a process group that also works on the CPU (gloo), validation decided as one by all ranks (`ddp_callback`, `SyncMetrics`), and a digest of a model's weights to compare ranks and runs.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.distributed.html.md"""
 

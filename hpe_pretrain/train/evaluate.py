@@ -1,5 +1,8 @@
-"""Whole-sequence inference with sliding windows and flip TTA, and a model (or any `predict_fn`) evaluated on a
-pose cache with the Human3.6M and MPI-INF-3DHP protocols of `train.eval_protocols`, results written per run.
+"""Whole-sequence inference with sliding windows and flip TTA, and a model (or any `predict_fn`) evaluated on a pose cache with the Human3.6M and MPI-INF-3DHP protocols of `train.eval_protocols`, results written per run.
+
+The protocols (`hpe_pretrain.train.eval_protocols`: `evaluate_h36m`, `evaluate_3dhp`, `EvalResult`, the skip list)
+score plain arrays; this module produces those arrays from a model. Its choices are written next to the results
+(`EvalResult.settings`) like the protocols' own:
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.evaluate.html.md"""
 

@@ -1,5 +1,8 @@
-"""Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from
-fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run.
+"""Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run.
+
+Inputs are plain: arrays, dicts, pandas objects, or the rows the evaluation writes (`EvalResult.tables`, lists
+of `{column: value}`), so these views work on the metrics module's output and on numbers typed by hand.
+Errors are in **millimetres** unless `unit` says otherwise; `J` joints, `N` frames.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/viz.report.html.md"""
 
