@@ -43,7 +43,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from hpe_pretrain.data.cache import PoseCache, PoseSequence, write_cache  # noqa: E402
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.sequence import PoseSequence
+from hpe_pretrain.data.cache_writer import write_cache  # noqa: E402
 from hpe_pretrain.data.loaders import PoseClipDataset, pose_dataloaders  # noqa: E402
 
 SUBJECTS = {'S1': 'train', 'S5': 'train', 'S6': 'train', 'S7': 'train', 'S8': 'train', 'S9': 'test', 'S11': 'test'}
@@ -271,7 +273,7 @@ def warm(paths) -> float:
 def child(a):
     "One loader in its own process: build, warm up, then load for `seconds` whenever the parent says 'run'."
     torch.set_num_threads(1)
-    from hpe_pretrain.train.cli import tune_malloc
+    from hpe_pretrain.cli import tune_malloc
     tuned = a.malloc_tuning and tune_malloc()
     rss0, t0 = status('VmRSS'), time.perf_counter()
     if a.child == 'mb':
@@ -364,8 +366,8 @@ def out_of_core(a):
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in [rows[0], tuple('-' * x for x in w)] + rows[1:]:
         print('  '.join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
-    print(f'\ntarget: out of core >= 2x the MotionBERT-style loader, resident memory bounded '
-          f'(VmRSS / VmHWM: the loader process after its last round / its peak, setup included)')
+    print('\ntarget: out of core >= 2x the MotionBERT-style loader, resident memory bounded '
+          '(VmRSS / VmHWM: the loader process after its last round / its peak, setup included)')
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-HPE = [sys.executable, '-c', 'import sys; from hpe_pretrain.train.cli import main; sys.exit(main())']
+HPE = [sys.executable, '-m', 'hpe_pretrain.cli']
 T, DEV = 243, 'cuda'   # --cpu-smoke: T=27 on the CPU, to check this script where there is no GPU
 
 
@@ -70,7 +70,8 @@ def cli(c: Check) -> dict:
     p = sh(HPE + ['eval', '--checkpoint', str(out/'q'), '--data', s['cache']])   # the cache the run used (a file per data setting)
     m = re.search(r'MPJPE\D*([\d.]+)', p.stdout); r['eval_mpjpe'] = float(m.group(1)) if m else p.stdout[-300:]
     r['eval_s'] = round(time.perf_counter() - t, 1)
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     rng = np.random.default_rng(0)
     kp = write_coco_results([KeypointTrack(1, np.arange(300), rng.uniform(600, 1300, (300, 17, 2)), np.ones((300, 17)), 'coco17')],
                             c.work/'people.json')
@@ -112,7 +113,7 @@ def step_speed(name: str, bs: int, precision: str, optimizer: str, compile: bool
         sync(); dt = (time.perf_counter() - t) / steps
     except torch.cuda.OutOfMemoryError:
         return dict(model=name, bs=bs, precision=precision, optimizer=optimizer, compile=compile, error='out of memory')
-    finally: del opt
+    finally: opt = None   # frees the optimizer state before the next configuration
     return dict(model=name, bs=bs, precision=precision, optimizer=optimizer, compile=compile, step_ms=round(dt * 1e3, 1),
                 clips_per_s=round(bs / dt, 1), peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
                 first_step_s=round(first, 1))

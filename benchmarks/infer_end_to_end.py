@@ -35,7 +35,8 @@ STEPS = ('parse', 'link', 'pick', 'gaps', 'encode', 'lift', 'write')
 def coco_video(n: int, path: Path, seed: int = 0) -> Path:
     "A COCO results JSON of one person walking for `n` frames in 1920x1080 images, without track ids."
     import numpy as np
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     from hpe_pretrain.data.skeleton import convert_joints, get_skeleton
     from hpe_pretrain.data.synthetic import synthetic_h36m_cameras, synthetic_h36m_sequence
     _, X = synthetic_h36m_sequence('S1', 14, 1, frames_per_seq=n, seed=seed, length_jitter=0.0)   # 14: Walking, world mm
@@ -60,9 +61,10 @@ def coco_video(n: int, path: Path, seed: int = 0) -> Path:
 def run_steps(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[dict, dict]:
     "Each step of `infer_keypoints` + `write_inference` + the animation page, timed alone; (seconds per step, result)."
     import numpy as np
-    from hpe_pretrain.data.keypoints import fill_gaps, link_detections, pick_track, read_keypoints
+    from hpe_pretrain.data.keypoints import read_keypoints
+    from hpe_pretrain.data.keypoint_tracks import fill_gaps, link_detections, pick_track
     from hpe_pretrain.train.evaluate import predict_sequence
-    from hpe_pretrain.train.infer import _animation, write_inference
+    from hpe_pretrain.infer import _animation, write_inference
     t, clock = {}, time.perf_counter
     t0 = clock(); tracks = read_keypoints(path, image_size=size); t['parse'] = clock() - t0
     tr = tracks[0] if len(tracks) == 1 else None
@@ -86,7 +88,7 @@ def run_steps(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[dict, dic
 
 def run_whole(pred, path: Path, out: Path, size=(1920, 1080)) -> tuple[float, dict]:
     "The headline: `infer_keypoints` + `write_inference` in one timed call (what `infer` runs, less the animation)."
-    from hpe_pretrain.train.infer import infer_keypoints, write_inference
+    from hpe_pretrain.infer import infer_keypoints, write_inference
     t0 = time.perf_counter(); r = infer_keypoints(pred, path, image_size=size, flip_tta=True); write_inference(out, r, animation=False)
     return time.perf_counter() - t0, r
 

@@ -89,7 +89,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     from hpe_pretrain.train.config import load_config
     from hpe_pretrain.train.pipeline import ensure_cache, fit_from_config
-    from hpe_pretrain.train.cli import tune_malloc
+    from hpe_pretrain.cli import tune_malloc
     tune_malloc()                                                 # like `hpe-pretrain fit` (run.malloc_tuning)
 
     tmp = None if a.out else tempfile.TemporaryDirectory(prefix='label_eff_')

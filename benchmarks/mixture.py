@@ -22,7 +22,7 @@ The COCO-format pool's coco17 points come from h36m17 2D (limbs as they are, the
 eyes and ears offset from it), so COCO → h36m17 re-derives the pelvis, spine, thorax and head from them: a
 detector-like joint definition, not a copy of the H36M one.
 """
-import argparse, json, sys, tempfile, time
+import argparse, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,7 +37,8 @@ def coco_pool(out: Path, seed: int = 2, frames: int = 240) -> tuple[Path, int]:
     from hpe_pretrain.data.prepare import prepare
     from hpe_pretrain.data.cache import PoseCache
     from hpe_pretrain.data.skeleton import get_skeleton
-    from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+    from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+    from hpe_pretrain.data.keypoint_files import write_coco_results
     cache = prepare('synthetic', src=out/'pool_raw', out=out/'pool.h5', fmt='h36m', progress=False, seed=seed, frames_per_seq=frames)
     H, C = get_skeleton('h36m17'), get_skeleton('coco17')
     n = 0
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     from hpe_pretrain.train.config import load_config
     from hpe_pretrain.train.pipeline import fit_from_config
-    from hpe_pretrain.train.cli import tune_malloc
+    from hpe_pretrain.cli import tune_malloc
     tune_malloc()
     tmp = None if a.out else tempfile.TemporaryDirectory(prefix='mixture_')
     out = Path(a.out or tmp.name); out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ confidence, and the same table of k-joint subsets for P-STMO's spatial masks. Th
 random draws alone (the same numbers of normal and uniform variates): no batched implementation beats that floor.
 
 Like `hpe-pretrain fit`, the benchmark first lets glibc keep freed large buffers for reuse
-(`hpe_pretrain.train.cli.tune_malloc`); `--no-malloc-tuning` measures with glibc's defaults, where every new
+(`hpe_pretrain.cli.tune_malloc`); `--no-malloc-tuning` measures with glibc's defaults, where every new
 multi-megabyte tensor of the chain is page-faulted and zeroed by the kernel again (the per-sample NumPy arrays are
 too small to be affected).
 """
@@ -27,7 +27,7 @@ from hpe_pretrain.transforms.normalize import NormalizePose
 from hpe_pretrain.transforms.augment import RandomRotateScale, RandomFlip, RandomJitter2D
 from hpe_pretrain.transforms.corrupt import MotionBERTCorrupt, PSTMOMask, H36M17_NOISE_STD
 from hpe_pretrain.testing import synth_pose_batch
-from hpe_pretrain.train.cli import tune_malloc
+from hpe_pretrain.cli import tune_malloc
 
 # ---------------------------------------------------------------- NumPy per-sample reference
 def np_project(X, intr):

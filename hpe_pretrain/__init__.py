@@ -2,23 +2,34 @@
 
 Modules:
 
-- `hpe_pretrain.data.cache`: One compact HDF5 file per prepared dataset: a streaming atomic writer of the `PoseSequence`s every reader yields, and a reader with batched slice reads.
+- `hpe_pretrain.cli`: One console script for the whole pipeline: `prepare` datasets into the pose cache, `fit` (pretrain → finetune → evaluate) from YAML configs, `eval`, `export` and `infer` with a trained model.
+- `hpe_pretrain.data.blocks`: Clips cut from large chunk-aligned blocks of a pose cache's rows, read whole and held decoded (bounded, least recently used), and the shuffled order of an epoch that keeps to the blocks held.
+- `hpe_pretrain.data.cache`: `PoseCache`: a pose cache opened and checked, its sequence table, checked slice reads, and many runs of rows in one read.
+- `hpe_pretrain.data.cache_writer`: One compact HDF5 file per prepared dataset, written by streaming the `PoseSequence`s every reader yields, atomically.
 - `hpe_pretrain.data.camera`: A `Camera` (world->camera extrinsics in metres, H36M-style lens distortion) and its projection.
-- `hpe_pretrain.data.camera_files`: Read and write the camera files of the datasets: Human3.6M's `metadata.xml` (all 11 subjects x 4 cameras in one `w0` vector), MPI-INF-3DHP's `camera.calibration` (Skeletool V1.0) and its test set's `.calib` files (tc camera calibration v0.3), as `Camera`s.
+- `hpe_pretrain.data.camera_files`: Read and write the camera files of Human3.6M (`metadata.xml`) and of MPI-INF-3DHP's training set (`camera.calibration`) as `Camera`s.
 - `hpe_pretrain.data.files`: Atomic writes that never leave a half-written file, one clear error on a full disk, stale temporary files of killed processes cleaned up, and OS file locks that die with their process.
 - `hpe_pretrain.data.h36m`: Read the original Human3.6M pose files (`D3_Positions`, `D3_Positions_mono`, `D2_Positions` CDFs) with the dataset's own sequence names and cameras, and yield one `PoseSequence` per (subject, sequence, camera).
-- `hpe_pretrain.data.h36m_files`: Read VideoPose3D's `data_3d_h36m.npz` / `data_2d_h36m_<detector>.npz`, MotionBERT's `h36m_sh_conf_cam_source_final.pkl` and Martinez's `S*/MyPoses/3D_positions/*.h5` into `PoseSequence`s, and pick the right reader with `detect_h36m_format` / `iter_h36m`.
+- `hpe_pretrain.data.h36m_files`: Read the Human3.6M files of VideoPose3D (`data_3d_h36m.npz`, `data_2d_h36m_<detector>.npz`) and Martinez (`S*/MyPoses/3D_positions/*.h5`) into `PoseSequence`s.
+- `hpe_pretrain.data.h36m_formats`: Read MotionBERT's `h36m_sh_conf_cam_source_final.pkl` (only when trusted), and any Human3.6M source with the reader its format needs: `detect_h36m_format`, `iter_h36m`.
+- `hpe_pretrain.data.keypoint_files`: The checks every 2D keypoint reader shares, and the files of the COCO family: COCO results and annotations, PoseTrack18, AlphaPose.
 - `hpe_pretrain.data.keypoint_tracks`: One person's 2D keypoints over time: what counts as detected, undetected joints filled from their neighbours in time, joint sets from detected parts only, detections linked into tracks, gaps filled, and the account of it all.
+- `hpe_pretrain.data.keypoints`: Read the 2D detections of common pose estimators (COCO, AlphaPose, OpenPose, mmpose, plain arrays) in any format, and prepare one person's track for lifting, with an account of what was done.
 - `hpe_pretrain.data.loaders`: Fixed-length clips over a pose cache — never crossing a sequence, short sequences resampled as MotionBERT does — gathered a whole batch at a time into fastai `DataLoaders`.
 - `hpe_pretrain.data.mixture`: Pretrain on several sources at once — prepared caches of any dataset and 2D-only keypoint files — each drawn with its own weight and converted to the model's joint set.
 - `hpe_pretrain.data.motion`: Plausible human motion with no dataset: a 32-joint H36M-proportioned skeleton with per-subject bone lengths, driven by smooth joint-angle trajectories of several motion families, in world millimetres.
 - `hpe_pretrain.data.mpi_inf_3dhp`: Read the official MPI-INF-3DHP files (training `annot.mat` + `camera.calibration`, test `annot_data.mat`) into `PoseSequence`s; write the same formats for tests and synthetic data.
 - `hpe_pretrain.data.mpi_inf_3dhp_files`: Read P-STMO's preprocessed `data_train_3dhp.npz` / `data_test_3dhp.npz` into `PoseSequence`s, and read any MPI-INF-3DHP source (official files or npz) with `detect_3dhp_format` / `iter_3dhp`.
+- `hpe_pretrain.data.mpi_test_cameras`: The cameras of the MPI-INF-3DHP test sequences: the test set's `.calib` files (tc camera calibration v0.3), and which camera each sequence gets.
+- `hpe_pretrain.data.other_keypoint_files`: Readers and writers of OpenPose folders, mmpose predictions and plain keypoint arrays, and how each keypoint format is recognised.
+- `hpe_pretrain.data.paths`: Where a training run keeps its files (`RunDir`) and where the package keeps its YAML configs.
 - `hpe_pretrain.data.prepare`: One entry point from any H36M / MPI-INF-3DHP source (or synthetic data) to the pose cache: format detection, source fingerprints for cache reuse, atomic writes, a summary table, and the `hpe-pretrain prepare` arguments.
 - `hpe_pretrain.data.sequence`: `PoseSequence`, the unit every reader yields and the pose cache stores; its per-frame fields and their validation.
 - `hpe_pretrain.data.skeleton`: Immutable joint sets (names, kinematic tree, left/right pairs, flip permutation) and the maps between them.
 - `hpe_pretrain.data.synthetic`: Synthetic motion rendered through made-up cameras and written in the real raw formats: an H36M `D3_Positions` CDF tree with its `metadata.xml`, and an MPI-INF-3DHP `annot.mat` / `annot_data.mat` tree with `camera.calibration`.
+- `hpe_pretrain.infer`: `hpe-pretrain infer`: a video's 2D keypoints from any detector lifted to 3D by any trained model, written as npz, JSON and an animation.
 - `hpe_pretrain.models.dstformer`: MotionBERT's dual-stream spatio-temporal transformer, written from the paper's description, with fused attention.
+- `hpe_pretrain.models.export`: Export a lifting model to ONNX or a `torch.export` `.pt2` checked against eager PyTorch, and open exported files without running code from them.
 - `hpe_pretrain.models.factory`: The registry of architectures: create models by name from the shipped YAML configs, and transfer pretrained weights by name.
 - `hpe_pretrain.models.joints`: Carry weights across joint sets: which tensors hold one slice per joint, and a state dict re-ordered from one joint set to another.
 - `hpe_pretrain.models.layers`: Reusable transformer parts for pose sequences: fast linear layers, attention over joints or frames, embeddings, blocks and heads.
@@ -26,14 +37,25 @@ Modules:
 - `hpe_pretrain.models.stmo`: A lighter lifting transformer of the P-STMO / MixSTE family, with a masked-pose-modelling mode whose encoder sees only the visible frames.
 - `hpe_pretrain.testing`: Synthetic batches, a tiny pose cache and a tiny learner for tests, demos and benchmarks (as fastai's `test_utils`): nothing in the package depends on them.
 - `hpe_pretrain.train.callbacks`: Small fastai callbacks for what fastai lacks: exact resume, per-epoch seeding, atomic checkpoints, NaN guard, CPU bf16 autocast, throughput — plus the learning-rate schedules, all on top of fastai's own loop.
+- `hpe_pretrain.train.config`: YAML configs shipped in the package, checked against a typed schema (OmegaConf structured configs) and overridden from the command line.
 - `hpe_pretrain.train.distributed`: The process's rank under `torchrun`, fastai's DDP trainer made safe for CPU (gloo), and a digest of a model's weights to compare ranks and runs.
+- `hpe_pretrain.train.eval_protocols`: The Human3.6M (P1, P2, N-MPJPE, MPJVE per action) and MPI-INF-3DHP (PCK, AUC, MPJPE per sequence and activity) protocols on plain arrays of predictions and ground truth, with every averaging choice explicit.
 - `hpe_pretrain.train.evaluate`: Whole-sequence inference with sliding windows and flip TTA, and a model (or any `predict_fn`) evaluated on a pose cache with the Human3.6M and MPI-INF-3DHP protocols of `train.eval_protocols`, results written per run.
+- `hpe_pretrain.train.learner`: The tasks (2D→3D lifting, masked 2D→2D reconstruction), their losses and metrics, and one function that builds a fastai `Learner` for any stage: pretrain, finetune or scratch.
+- `hpe_pretrain.train.lifting`: One loader for every trained lifting model — a run, a checkpoint, MotionBERT's releases, an `.onnx` or `.pt2` export — and what `eval`, `infer` and `export` do with it.
+- `hpe_pretrain.train.metrics`: MPJPE, P-MPJPE, N-MPJPE, MPJVE and the MPI-INF-3DHP PCK/AUC on NumPy arrays or torch tensors, as the reference repositories compute them, and the table of the Human3.6M metrics.
+- `hpe_pretrain.train.pipeline`: `fit_from_config`: data → pretrain → finetune (and scratch) → evaluation, from one composed config — the only place besides the CLI that reads configuration.
+- `hpe_pretrain.train.resume`: Resume a run with its own saved config: the keys a resumed run may change, and what it changed.
+- `hpe_pretrain.train.runs`: Read the weights of any trained model — a run folder, a checkpoint in one, a MotionBERT release — and load them strictly: every tensor, exact shapes.
+- `hpe_pretrain.train.schema`: One dataclass per group of the YAML configs (the model's built from its constructor): every key's type, default and help.
+- `hpe_pretrain.train.sidecar`: How to feed a lifting model and read its output — joints, encoding, windows, flip, root, units — as one object, and as the JSON sidecar of an export.
 - `hpe_pretrain.transforms.augment`: Horizontal flip (and flip test-time augmentation), rotation about the vertical axis with scale, 2D jitter.
 - `hpe_pretrain.transforms.codecs`: The input encodings and output conventions of every model the package runs.
 - `hpe_pretrain.transforms.corrupt`: The 2D-input corruptions of the pretraining objectives as batch transforms that report their masks.
 - `hpe_pretrain.transforms.normalize`: `PoseCodec`, the one encoding between the loader's pixels and metres and the model's inputs and targets.
 - `hpe_pretrain.viz.explorer`: An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
 - `hpe_pretrain.viz.report`: Bar charts of per-joint and per-action errors, error over time, the worst sequences, training curves from fastai CSV and TensorBoard logs, and a self-contained HTML report of a training run.
+- `hpe_pretrain.viz.screenshot`: PNG images of HTML pages and plotly figures, drawn by headless Chromium: for the docs' images and render checks.
 - `hpe_pretrain.viz.skeleton`: Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button."""
 
 __version__ = "0.0.1"

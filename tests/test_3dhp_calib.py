@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from fastcore.test import test_fail as fails_with  # aliased: pytest would collect a `test_*` name as a test
 
-from hpe_pretrain.data.cache import PoseCache, write_cache
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.cache_writer import write_cache
 from hpe_pretrain.data.camera import Camera, look_at
-from hpe_pretrain.data.camera_files import (
-    TC_CALIB_HEADER, TS_CALIB_SEARCH, find_3dhp_test_calibration, load_3dhp_test_cameras, read_3dhp_test_calibration,
-    write_3dhp_test_calibration)
+from hpe_pretrain.data.mpi_test_cameras import (TC_CALIB_HEADER, TS_CALIB_SEARCH, find_3dhp_test_calibration,
+                                                load_3dhp_test_cameras, read_3dhp_test_calibration,
+                                                write_3dhp_test_calibration)
 from hpe_pretrain.data.mpi_inf_3dhp import iter_3dhp_test, write_3dhp_test_annot
 from hpe_pretrain.data.mpi_inf_3dhp_files import iter_3dhp
 from hpe_pretrain.data.prepare import prepare

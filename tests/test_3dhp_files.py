@@ -3,7 +3,8 @@ made-up numbers, read through `iter_3dhp` and into a pose cache."""
 import numpy as np
 import pytest
 
-from hpe_pretrain.data.cache import PoseCache, write_cache
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.cache_writer import write_cache
 from hpe_pretrain.data.mpi_inf_3dhp import (
     VNECT_CAMERAS, read_3dhp_annot, read_3dhp_test_annot, write_3dhp_sequence, write_3dhp_test_annot)
 from hpe_pretrain.data.mpi_inf_3dhp_files import detect_3dhp_format, iter_3dhp, write_pstmo_npz_test, write_pstmo_npz_train

@@ -3,7 +3,6 @@ docment (the comment after each parameter) — what the project promises its use
 `__all__`; for classes, `__init__` and the methods not starting with `_`. fastai callback events (`before_fit`, ...)
 are called by fastai, not by users, and are left out; dataclass fields are documented on the class."""
 import dataclasses, importlib, inspect, pkgutil
-import pytest
 from fastai.callback.core import _events
 from fastcore.docments import docments
 import hpe_pretrain

@@ -6,7 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hpe_pretrain.data.cache import PoseCache, PoseSequence, write_cache
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.sequence import PoseSequence
+from hpe_pretrain.data.cache_writer import write_cache
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +65,8 @@ def test_sigkill_leaves_no_cache(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         import numpy as np
-        from hpe_pretrain.data.cache import PoseSequence, write_cache
+        from hpe_pretrain.data.sequence import PoseSequence
+        from hpe_pretrain.data.cache_writer import write_cache
         def gen():
             for i in range(1, 100):
                 yield PoseSequence(f'S{{i}}', 'Walking 1', '0', 'train', joints_3d=np.zeros((50, 17, 3)),

@@ -3,7 +3,6 @@
 All files are generated here with made-up numbers, in the real layouts."""
 import math
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest

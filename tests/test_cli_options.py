@@ -6,8 +6,8 @@ import functools
 
 import pytest
 
-import hpe_pretrain.train.cli as cli
-from hpe_pretrain.train.cli import COMMANDS, build_parser, main
+import hpe_pretrain.cli as cli
+from hpe_pretrain.cli import COMMANDS, build_parser, main
 
 S, T, F, B = 'store', 'store_true', 'flag', 'bool'   # kinds: value, store_true flag, (unused), --x/--no-x
 # the options before the parsers were built from docments (hand-written argparse, issue 26): option -> (default, kind, nargs,
@@ -126,7 +126,7 @@ def test_options_reach_the_function(monkeypatch):
     _spy(monkeypatch, cli, 'export_command', got)
     assert main(['export', '--checkpoint', 'r', '--format', 'pt2', '--clip-len', '27']) == 0
     assert got == dict(checkpoint='r', fmt='pt2', out=None, clip_len=27, motionbert_config=None)
-    import hpe_pretrain.train.infer as infer
+    import hpe_pretrain.infer as infer
     _spy(monkeypatch, infer, 'infer_command', got)
     assert main(['infer', '--checkpoint', 'r', '--keypoints', 'k.json', '--out', 'o', '--image-size', '1920', '1080', '--flip-tta']) == 0
     assert (got['image_size'], got['flip_tta'], got['fmt'], got['max_gap'], got['min_score']) == ([1920, 1080], True, None, 10, 0.0)

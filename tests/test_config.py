@@ -4,7 +4,7 @@ round-trip, the schema agrees with the shipped YAML, and `describe_config` lists
 import dataclasses, inspect, subprocess, sys
 import pytest
 from omegaconf import OmegaConf
-from hpe_pretrain.data.files import config_dir, list_configs
+from hpe_pretrain.data.paths import config_dir, list_configs
 from hpe_pretrain.train.config import (load_config, load_saved_config, save_config, describe_config, ConfigError,
                                        list_experiments)
 from hpe_pretrain.train.schema import Config, model_schema

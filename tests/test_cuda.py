@@ -9,7 +9,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-HPE = [sys.executable, '-c', 'import sys; from hpe_pretrain.train.cli import main; sys.exit(main())']   # works without the console script
+HPE = [sys.executable, '-m', 'hpe_pretrain.cli']   # the module: works without the console script
 ENV = {**os.environ, 'PYTHONUNBUFFERED': '1', 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 

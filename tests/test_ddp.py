@@ -8,7 +8,7 @@ import pytest
 import torch
 
 BIN = Path(sys.executable).parent
-HPE = str(BIN/'hpe-pretrain')
+CLI = ['-m', 'hpe_pretrain.cli']   # `hpe-pretrain` as a module: torchrun runs it with its own python
 TORCHRUN = [str(BIN/'torchrun'), '--standalone', '--nproc_per_node', '2']
 TINY = ['model=stmo-tiny', 'data.clip_len=9', 'data.stride=9', 'data.synthetic.frames_per_seq=40', 'train.tensorboard=false',
         'run.num_threads=1', 'run.device=cpu']
@@ -39,7 +39,7 @@ def test_ranks_decide_as_one(tmp_path):
 
 def test_fit_ranks_agree_on_weights_best_and_early_stop(tmp_path):
     "hpe-pretrain fit under torchrun: pretraining (MPM) and finetuning, early stopping on: the same on both ranks."
-    r = run(TORCHRUN + [HPE, 'fit'] + TINY + ['stages=[pretrain,finetune]', 'pretrain.epochs=2', 'finetune.epochs=3',
+    r = run(TORCHRUN + [*CLI, 'fit'] + TINY + ['stages=[pretrain,finetune]', 'pretrain.epochs=2', 'finetune.epochs=3',
                                               'train.early_stopping_patience=1', f'run.out_dir={tmp_path}', 'run.name=ddp'])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     lines = rank_lines(r.stdout)
@@ -70,9 +70,9 @@ def _weights(run_dir):
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     "A DDP run killed (SIGKILL to the whole process group) during an epoch, then resumed: the weights of the uninterrupted run."
     ov = TINY + ['stages=[finetune]', 'finetune.epochs=4', 'data.synthetic.frames_per_seq=120', f'run.out_dir={tmp_path}']
-    r = run(TORCHRUN + [HPE, 'fit', 'run.name=full'] + ov)
+    r = run(TORCHRUN + [*CLI, 'fit', 'run.name=full'] + ov)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    p = subprocess.Popen(TORCHRUN + [HPE, 'fit', 'run.name=cut'] + ov, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    p = subprocess.Popen(TORCHRUN + [*CLI, 'fit', 'run.name=cut'] + ov, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     last, deadline = tmp_path/'cut'/'models'/'finetune_last.pth', time.time() + 300
     try:
         while time.time() < deadline and p.poll() is None:
@@ -83,7 +83,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     finally: _kill_tree(p)
     ep = torch.load(last, map_location='cpu', weights_only=True)['epoch']
     assert ep < 3, 'the run finished before it could be killed'
-    r = run(TORCHRUN + [HPE, 'fit', '--resume', 'run.name=cut', f'run.out_dir={tmp_path}'])
+    r = run(TORCHRUN + [*CLI, 'fit', '--resume', 'run.name=cut', f'run.out_dir={tmp_path}'])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f'resuming at epoch {ep + 1} of 4' in r.stdout
     a, b = _weights(tmp_path/'full'), _weights(tmp_path/'cut')

@@ -5,7 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from hpe_pretrain.data.cache import PoseSequence, write_cache
+from hpe_pretrain.data.sequence import PoseSequence
+from hpe_pretrain.data.cache_writer import write_cache
 from hpe_pretrain.train.evaluate import evaluate_cache
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from hpe_pretrain.data.files import list_configs
+from hpe_pretrain.data.paths import list_configs
 from hpe_pretrain.models.export import load_pt2, sha256_file
 from hpe_pretrain.models.factory import create_model, finetune_model_config, model_config
 from hpe_pretrain.testing import make_run, write_motionbert_checkpoint
-from hpe_pretrain.train.cli import main
+from hpe_pretrain.cli import main
 from hpe_pretrain.train.lifting import export_lifting_model, load_lifting_model
 
 

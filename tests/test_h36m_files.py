@@ -5,13 +5,13 @@ Each test writes a tiny source, reads it through the public entry point `iter_h3
 import numpy as np
 import pytest
 
-from hpe_pretrain.data.cache import PoseCache, write_cache
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.cache_writer import write_cache
 from hpe_pretrain.data.camera import H36M_CAMERA_IDS, h36m_like_cameras
 from hpe_pretrain.data.camera_files import write_h36m_metadata
-from hpe_pretrain.data.h36m import (canonical_action, h36m_sequences, read_h36m_mapping, write_h36m_cdf,
-                                    write_h36m_raw)
-from hpe_pretrain.data.h36m_files import (detect_h36m_format, iter_h36m, write_motionbert_pkl, write_vp3d_npz_2d,
-                                          write_vp3d_npz_3d)
+from hpe_pretrain.data.h36m import (canonical_action, h36m_sequences, read_h36m_mapping, write_h36m_raw)
+from hpe_pretrain.data.h36m_files import write_vp3d_npz_2d, write_vp3d_npz_3d
+from hpe_pretrain.data.h36m_formats import detect_h36m_format, iter_h36m, write_motionbert_pkl
 from hpe_pretrain.data.skeleton import convert_joints
 
 CAMS = h36m_like_cameras(seed=5)

@@ -24,7 +24,7 @@ def test_every_module_imports_alone():
     assert not noisy, 'modules print on import:\n' + '\n'.join(noisy)
 
 
-@pytest.mark.parametrize('mod', ['hpe_pretrain.train.cli', 'hpe_pretrain.train.config', 'hpe_pretrain.data.files'])
+@pytest.mark.parametrize('mod', ['hpe_pretrain.cli', 'hpe_pretrain.train.config', 'hpe_pretrain.data.files'])
 def test_light_modules_do_not_import_torch(mod):
     "The command line answers `--help` and `fit --list` without loading torch."
     r = subprocess.run([sys.executable, '-c', f'import sys, {mod}; print("torch" in sys.modules)'], capture_output=True, text=True, timeout=120)

@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results
+from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+from hpe_pretrain.data.keypoint_files import write_coco_results
 from hpe_pretrain.testing import make_run
-from hpe_pretrain.train.infer import infer_command
+from hpe_pretrain.infer import infer_command
 from hpe_pretrain.train.lifting import LiftingModel, load_lifting_model, resample_time
 from hpe_pretrain.train.sidecar import Conventions
 from hpe_pretrain.transforms.normalize import PoseCodec
@@ -86,7 +86,7 @@ def test_progress_for_long_tracks_only(capsys):
 
 
 def test_cli_fps(tmp_path, capsys):
-    from hpe_pretrain.train.cli import main
+    from hpe_pretrain.cli import main
     run = _run(tmp_path)
     path = write_coco_results([KeypointTrack(0, np.arange(40), _linear(40), np.ones((40, 17)), 'coco17')], tmp_path/'v.json')
     args = ['infer', '--checkpoint', str(run), '--keypoints', str(path), '--image-size', '1000', '1000', '--device', 'cpu']

@@ -8,9 +8,10 @@ import json, time, warnings
 import numpy as np
 import pytest
 
-from hpe_pretrain.data.keypoints import (
-    KeypointTrack, TrackReport, check_image_size, check_max_gap, fill_gaps, link_detections, read_keypoints, read_track,
-    write_npz)
+from hpe_pretrain.data.keypoints import read_keypoints, read_track
+from hpe_pretrain.data.keypoint_tracks import (KeypointTrack, TrackReport, check_image_size, check_max_gap, fill_gaps,
+                                               link_detections)
+from hpe_pretrain.data.other_keypoint_files import write_npz
 from hpe_pretrain.data.skeleton import get_skeleton
 
 HALPE = get_skeleton('halpe26')
@@ -112,7 +113,7 @@ def _openpose(folder, prefix: str, T: int, empty=(), undetected_hip=(), ears=Fal
 
 
 def test_openpose_folder_empty_frames_undetected_parts_and_derived_head(tmp_path):
-    p = _openpose(tmp_path / 'op', 'Kick_10', 30, empty=(10, 11), undetected_hip=(5, 6, 7, 8))
+    _openpose(tmp_path / 'op', 'Kick_10', 30, empty=(10, 11), undetected_hip=(5, 6, 7, 8))
     pieces, rep = read_track(tmp_path / 'op', image_size=(1920, 1080), dst='h36m17')
     (t,) = pieces
     assert (rep.frames, rep.frames_interpolated, len(t)) == (28, 2, 30)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from hpe_pretrain.data.files import write_text_atomic
-from hpe_pretrain.data.keypoints import (
-    KEYPOINT_FORMATS, FileHead, KeypointFormat, KeypointTrack, detect_format, fill_gaps, fill_undetected, link_detections, pick_track,
-    read_keypoints, read_track, require_image_size, write_alphapose, write_coco_annotations, write_coco_results, write_mmpose, write_npz,
-    write_openpose)
+from hpe_pretrain.data.keypoints import KEYPOINT_FORMATS, KeypointFormat, detect_format, read_keypoints, read_track
+from hpe_pretrain.data.other_keypoint_files import FileHead, write_mmpose, write_npz, write_openpose
+from hpe_pretrain.data.keypoint_tracks import (KeypointTrack, fill_gaps, fill_undetected, link_detections, pick_track,
+                                               require_image_size)
+from hpe_pretrain.data.keypoint_files import write_alphapose, write_coco_annotations, write_coco_results
 from hpe_pretrain.data.skeleton import get_skeleton
 
 T = 30
@@ -257,7 +258,7 @@ def test_toy_format_is_detected_read_and_in_infer_help(tmp_path, toy_format, cap
     assert pieces[0].joints == 'h36m17' and report.frames == T
     with pytest.raises(ValueError, match=r"walk\.txt: video: only for OpenPose folders, not txt"):
         read_keypoints(tmp_path / 'walk.txt', video='x')
-    from hpe_pretrain.train.cli import main
+    from hpe_pretrain.cli import main
     assert main(['infer', '--help']) == 0
     assert 'txt: TOY one line per frame' in ' '.join(capsys.readouterr().out.split())
 

@@ -5,7 +5,9 @@ import torch
 
 from hpe_pretrain.train.metrics import (mpjpe, p_mpjpe, n_mpjpe, mpjve, pck3d, auc3d, pck_table, MPI_JOINT_GROUPS,
                                   mpi_pck_groups, group_joints, H36M_METRICS, Metric)
-from hpe_pretrain.train.evaluate import evaluate_h36m, evaluate_3dhp, is_skipped, predict_sequence, H36M_ACTIONS
+from hpe_pretrain.train.evaluate import predict_sequence
+from hpe_pretrain.train.eval_protocols import evaluate_h36m, evaluate_3dhp, is_skipped
+from hpe_pretrain.data.h36m import H36M_ACTIONS
 
 
 def ref_p_mpjpe_frame(pred, gt):

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from hpe_pretrain.data.files import RunDir
-from hpe_pretrain.data.keypoints import KeypointTrack, write_coco_results, write_npz, write_openpose
+from hpe_pretrain.data.paths import RunDir
+from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+from hpe_pretrain.data.keypoint_files import write_coco_results
+from hpe_pretrain.data.other_keypoint_files import write_npz, write_openpose
 from hpe_pretrain.data.mixture import (KeypointClips, MixtureDataLoader, MixtureDataset, check_mixture_objective,
                                        mixture_dataloaders, mixture_report, mixture_summary, parse_sources)
 from hpe_pretrain.data.loaders import PoseClipDataset

@@ -8,10 +8,10 @@ import torch
 import torch.nn as nn
 from omegaconf import OmegaConf
 
-import hpe_pretrain.data.files as files
+import hpe_pretrain.data.paths as paths
 import hpe_pretrain.models.factory as factory
 import hpe_pretrain.train.config as config
-from hpe_pretrain.data.files import RunDir, list_configs
+from hpe_pretrain.data.paths import RunDir, list_configs
 from hpe_pretrain.data.skeleton import get_skeleton
 from hpe_pretrain.models.factory import ARCHITECTURES, check_model_config, create_model, load_encoder, model_config
 from hpe_pretrain.models.joints import joint_indexed_params, joint_permutation
@@ -112,18 +112,18 @@ def toy(tmp_path, monkeypatch):
     Every reader of the registry looks up `hpe_pretrain.models.factory.ARCHITECTURES` when called (the factory's functions
     as a module global, `train.schema.model_schema` by importing it in its body), so replacing that module attribute is
     exactly what one more line in the dict does. The YAML goes into a copy of the shipped configs, which the config
-    functions are pointed at (`config_dir` of `data.files`, and the name `train.config` imported from it)."""
+    functions are pointed at (`config_dir` of `data.paths`, and the name `train.config` imported from it)."""
     monkeypatch.setattr(factory, 'ARCHITECTURES', MappingProxyType({**ARCHITECTURES, 'toy': ToyLifter}))
     cdir = tmp_path/'configs'
-    shutil.copytree(files.config_dir(), cdir)
+    shutil.copytree(paths.config_dir(), cdir)
     (cdir/'models'/'toy.yaml').write_text("# a toy architecture\narch: toy\nnum_joints: 17\nwidth: 4\nact: tanh\nmaxlen: 27\n")
-    for mod in (files, config): monkeypatch.setattr(mod, 'config_dir', lambda: cdir)
+    for mod in (paths, config): monkeypatch.setattr(mod, 'config_dir', lambda: cdir)
     return tmp_path
 
 
 def test_toy_architecture(toy, capsys):
     "One module (above), one registry entry and one YAML: the factory, the config system and the weight transfer take it."
-    from hpe_pretrain.train.cli import main
+    from hpe_pretrain.cli import main
     from hpe_pretrain.train.config import ConfigError, load_config, save_config
     from hpe_pretrain.train.runs import init_from
     # create_model builds it from its YAML, with overrides; unknown keys are refused with the constructor's keys

@@ -4,19 +4,19 @@ in `hpe-pretrain infer`, each compared with a transcription of MotionBERT's own 
 `flip_data`, `lib/data/dataset_wild.py`, `infer_wild.py`), step by step in plain numpy, on a random-weight checkpoint
 saved in MotionBERT's layout and data in its file layouts. The model itself is the package's `DSTformer` (its equality
 with MotionBERT's network is tested where the weights are imported); what is compared here is everything around it."""
-import json, pickle
-from pathlib import Path
+import json
 
 import numpy as np
 import pytest
 import torch
 
 from hpe_pretrain.data.h36m import H36M_ACTION_IDS
-from hpe_pretrain.data.h36m_files import write_motionbert_pkl
-from hpe_pretrain.data.keypoints import KeypointTrack, write_alphapose
+from hpe_pretrain.data.h36m_formats import write_motionbert_pkl
+from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+from hpe_pretrain.data.keypoint_files import write_alphapose
 from hpe_pretrain.models.factory import create_model
 from hpe_pretrain.testing import write_motionbert_checkpoint
-from hpe_pretrain.train.cli import main
+from hpe_pretrain.cli import main
 from hpe_pretrain.train.runs import load_weights, read_weights
 
 RES = {'54138969': (1000, 1002), '55011271': (1000, 1000), '58860488': (1000, 1000), '60457274': (1000, 1002)}

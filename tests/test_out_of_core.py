@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from hpe_pretrain.data import loaders
-from hpe_pretrain.data.cache import PoseCache, PoseSequence, write_cache
-from hpe_pretrain.data.loaders import ClipDataLoader, PoseClipDataset, pose_dataloaders
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.sequence import PoseSequence
+from hpe_pretrain.data.cache_writer import write_cache
+from hpe_pretrain.data.loaders import PoseClipDataset, pose_dataloaders
 from hpe_pretrain.data.mixture import MixtureDataLoader, MixtureDataset, mixture_dataloaders
 
 T = 12

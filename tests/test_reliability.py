@@ -4,7 +4,6 @@ The tmpfs tests mount a small tmpfs and so need root; they skip (saying so) wher
 """
 import errno, os, signal, subprocess, sys, time
 from pathlib import Path
-import numpy as np
 import pytest
 from hpe_pretrain.data.cache import PoseCache
 from hpe_pretrain.data.files import file_lock
@@ -99,7 +98,8 @@ def test_ctrl_c_prints_one_line(tmp_path):
 
 def test_full_disk_while_writing_the_report(tmp_path, tmpfs):
     "The run report on a full disk: one line naming report.html, no `.tmp` left behind, earlier results intact."
-    from hpe_pretrain.data.files import DiskFullError, RunDir
+    from hpe_pretrain.data.files import DiskFullError
+    from hpe_pretrain.data.paths import RunDir
     from hpe_pretrain.data.prepare import error_line
     from hpe_pretrain.viz.report import write_report
     disk = tmpfs('1m'); run = RunDir(disk / 'run')

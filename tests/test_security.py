@@ -14,7 +14,7 @@ from hpe_pretrain.data.files import DiskFullError, remove_stale_tmp
 from hpe_pretrain.testing import synth_learner
 
 PKG = Path(__file__).resolve().parents[1]/'hpe_pretrain'
-HPE = str(Path(sys.executable).parent/'hpe-pretrain')
+HPE = [sys.executable, '-m', 'hpe_pretrain.cli']   # `hpe-pretrain`
 TINY = ['model=stmo-tiny', 'data.clip_len=9', 'data.stride=9', 'data.synthetic.frames_per_seq=40',
         'train.tensorboard=false', 'run.num_threads=1']
 
@@ -106,7 +106,7 @@ def test_no_unsafe_loads_in_package():
 # --- the command line ---------------------------------------------------------------------------------------------
 
 def _run(args, cwd):
-    return subprocess.run([HPE] + args, capture_output=True, text=True, timeout=300, cwd=cwd,
+    return subprocess.run(HPE + args, capture_output=True, text=True, timeout=300, cwd=cwd,
                           env={**os.environ, 'PYTHONUNBUFFERED': '1'})
 
 def _assert_cli_refused(r, path:Path, marker:Path):

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpe_pretrain.data.cache import PoseCache, PoseSequence, write_cache
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.sequence import PoseSequence
+from hpe_pretrain.data.cache_writer import write_cache
 from hpe_pretrain.data.camera import Camera
 from hpe_pretrain.data.loaders import pose_dataloaders
 from hpe_pretrain.transforms.augment import RandomFlip, RandomRotateScale, project_intrinsics

@@ -1,7 +1,7 @@
 """Issue 28: exports, sidecars, keypoint files and run folders are untrusted input.
 
 Every hostile file here is built the way an attacker or a broken tool would build it; the public API and the
-command line (`hpe_pretrain.train.cli.main`) must then refuse it with ONE line naming the file and the field
+command line (`hpe_pretrain.cli.main`) must then refuse it with ONE line naming the file and the field
 (exit code 2, no traceback), write nothing, and run nothing (payloads would `touch` a marker file).
 Models are a tiny untrained stmo-tiny run (`make_run`); nothing is trained."""
 import errno, json, os, pickle, shutil, subprocess, sys, time
@@ -13,15 +13,16 @@ import pytest
 import torch
 
 from hpe_pretrain.data.files import file_lock
-from hpe_pretrain.data.keypoints import KeypointTrack, write_npz
+from hpe_pretrain.data.keypoint_tracks import KeypointTrack
+from hpe_pretrain.data.other_keypoint_files import write_npz
 from hpe_pretrain.models.export import check_pt2, load_pt2, rewrite_pt2, sha256_file
 from hpe_pretrain.testing import make_run, toy_cache
-from hpe_pretrain.train.cli import main
+from hpe_pretrain.cli import main
 from hpe_pretrain.train.lifting import export_lifting_model, load_lifting_model
 from hpe_pretrain.train.runs import init_from
-from hpe_pretrain.train.infer import infer_keypoints
+from hpe_pretrain.infer import infer_keypoints
 
-HPE = str(Path(sys.executable).parent/'hpe-pretrain')
+HPE = [sys.executable, '-m', 'hpe_pretrain.cli']   # `hpe-pretrain`
 SIZE = ('--image-size', '1000', '1000')
 
 
@@ -418,7 +419,7 @@ def test_full_disk_mid_write_keeps_previous_output(env, tmp_path, capsys, monkey
     assert rc == 0, err
     prev = {q.name: q.read_bytes() for q in out.iterdir()}
     assert {'poses_3d.npz', 'poses_3d.json', 'animation.html'} <= set(prev)
-    import hpe_pretrain.train.infer as infer_mod
+    import hpe_pretrain.infer as infer_mod
     def full(*a, **k): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))   # after the npz and JSON were written
     monkeypatch.setattr(infer_mod, '_animation', full)
     refused(capsys, 'infer', '--checkpoint', env.run, '--keypoints', env.kp, '--out', out, *SIZE, '--fps', '25',
@@ -591,6 +592,6 @@ def test_debug_shows_the_traceback(env, tmp_path, capsys):
     f = _write(tmp_path/'k.json', [{'frame_id': 0, 'instances': 5}])
     args = ['infer', '--checkpoint', str(env.run), '--keypoints', str(f), '--out', str(tmp_path/'out'), *SIZE]
     with pytest.raises(ValueError, match='instances'): main(args + ['--debug'])
-    r = subprocess.run([HPE, *args, '--debug'], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([*HPE, *args, '--debug'], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and 'Traceback (most recent call last)' in r.stderr and 'instances' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path/'out').exists()

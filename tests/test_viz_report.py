@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpe_pretrain.viz.report import find_chromium, render_png, screenshot, write_report
+from hpe_pretrain.viz.report import write_report
+from hpe_pretrain.viz.screenshot import find_chromium, render_png, screenshot
 from hpe_pretrain.viz.skeleton import plot_skeleton_3d
 
 HISTORY = ('epoch,train_loss,valid_loss,mpjpe,time\n'
@@ -107,7 +108,7 @@ def test_charts_plot_the_tables_values():
     """Every results chart shows the numbers of its table: per-action means (never sums of sequences), the worst
     sequences, the joint groups — on the tables a real evaluation writes."""
     import pandas as pd
-    from hpe_pretrain.train.evaluate import evaluate_3dhp, evaluate_h36m
+    from hpe_pretrain.train.eval_protocols import evaluate_3dhp, evaluate_h36m
     from hpe_pretrain.viz.report import _table_figures
     rng = np.random.default_rng(0)
     names = [f'S9/{a} {k}/{c}' for a in ('Eating', 'Walking') for k in (1, 2) for c in ('54138969', '55011271')]

@@ -1,15 +1,18 @@
 "Regenerate the static renders in nbs/images/viz_*.png (needs Chromium). Run from the repo root."
-import json, shutil, tempfile
+import tempfile
 from pathlib import Path
 import numpy as np
 from PIL import Image
 from hpe_pretrain.data.skeleton import convert_joints, get_skeleton
 from hpe_pretrain.data.camera import h36m_like_cameras
-from hpe_pretrain.data.synthetic import synth_motion
-from hpe_pretrain.data.cache import PoseCache, PoseSequence, write_cache
+from hpe_pretrain.data.motion import synth_motion
+from hpe_pretrain.data.cache import PoseCache
+from hpe_pretrain.data.sequence import PoseSequence
+from hpe_pretrain.data.cache_writer import write_cache
 from hpe_pretrain.viz.skeleton import plot_skeleton_3d, plot_skeleton_2d, animate_skeleton_3d
 from hpe_pretrain.viz.explorer import PoseExplorer
-from hpe_pretrain.viz.report import render_png, screenshot, write_report
+from hpe_pretrain.viz.report import write_report
+from hpe_pretrain.viz.screenshot import render_png, screenshot
 import plotly.graph_objects as go, plotly.offline
 
 out = Path('nbs/images'); out.mkdir(exist_ok=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Round-trip notebooks through a plain-text 'percent' format, for editing notebooks with a text editor.
 
-    python tools/nbpy.py to-py nbs/00a_data.skeleton.ipynb  > /tmp/skeleton.py
-    python tools/nbpy.py to-nb /tmp/skeleton.py nbs/00a_data.skeleton.ipynb
+    python tools/nbpy.py to-py nbs/00c_data.skeleton.ipynb  > /tmp/skeleton.py
+    python tools/nbpy.py to-nb /tmp/skeleton.py nbs/00c_data.skeleton.ipynb
 
 Cells are separated by lines `# %%` (code) or `# %% [markdown]` (markdown; each line prefixed by `# `).
 A cell whose source is unchanged keeps its id and outputs from the notebook being replaced; edited and new cells

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write nbs/sidebar.yml: the docs sidebar, one section per pipeline stage (00 data ... 04 viz).
+"""Write nbs/sidebar.yml: the docs sidebar, one section per pipeline stage (00 data ... 05 command line, 06 testing).
 
     python tools/sidebar.py          # write
     python tools/sidebar.py --check  # exit 1 if a notebook is missing from the sidebar (or listed but gone)
@@ -9,7 +9,7 @@ from pathlib import Path
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
 SECTIONS = (('00', 'Data'), ('01', 'Transforms'), ('02', 'Models'), ('03', 'Training & evaluation'), ('04', 'Visualisation'),
-            ('05', 'Testing helpers'))
+            ('05', 'Command line & inference'), ('06', 'Testing helpers'))
 
 def render() -> str:
     nbs = sorted(p.name for p in NBS.glob('[0-9]*.ipynb'))

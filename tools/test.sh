@@ -6,18 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" PYTHONHASHSEED=0 MPLBACKEND=Agg
-echo "== ruff F (undefined names, unused imports) on the exported package"
-python -m ruff check --quiet --select F --exclude hpe_pretrain/_modidx.py hpe_pretrain
+echo "== ruff F (undefined names, unused imports): the exported package, tests, tools, benchmarks"
+python -m ruff check --quiet --select F --exclude hpe_pretrain/_modidx.py hpe_pretrain tests tools benchmarks
+echo "== sync check (first: it takes seconds): nbdev-export && nbdev-clean && git diff --exit-code"
+nbdev-export && nbdev-clean && git diff --exit-code -- nbs hpe_pretrain
+python tools/readme.py --check
+python tools/sidebar.py --check
+untracked=$(git ls-files --others --exclude-standard -- nbs hpe_pretrain)
+if [ -n "$untracked" ]; then echo "generated files not committed:"; echo "$untracked"; exit 1; fi
 echo "== nbdev-test"
 OMP_NUM_THREADS=1 nbdev-test --n-workers 2 --timing  # one thread per worker: tiny test models, 2 cores
 echo "== pytest"
 set +e; pytest -q; rc=$?; set -e
 # pytest exits 5 when no test was collected: not a failure of the suite
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then exit "$rc"; fi
-echo "== sync check: nbdev-export && nbdev-clean && git diff --exit-code"
-nbdev-export && nbdev-clean && git diff --exit-code -- nbs hpe_pretrain
-python tools/readme.py --check
-python tools/sidebar.py --check
-untracked=$(git ls-files --others --exclude-standard -- nbs hpe_pretrain)
-if [ -n "$untracked" ]; then echo "generated files not committed:"; echo "$untracked"; exit 1; fi
 echo "all checks passed"

@@ -1,5 +1,11 @@
-"""An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see
-the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
+"""An ipywidgets browser over a pose cache and optional predictions: pick subject, action, camera and frame; see the 2D keypoints, the 3D ground truth and prediction side by side, and the per-joint errors.
+
+Shapes: a sequence has `N` frames of `J` joints. The cache holds `joints_3d` `(N, J, 3)` camera-space
+**metres** and `joints_2d` `(N, J, 2)` **pixels**; predictions are `(N, J, 3)` camera-space metres, one array
+per sequence, keyed by the sequence index in the cache (or its name, `'S9/Walking 1/54138969'`). Errors are
+shown in **millimetres**. By default each predicted pose is moved so that its root joint sits on the ground
+truth root (`align_root=True`), so root-relative predictions (the model output `y3d`) can be shown as they
+are, and the errors are the protocol-1 (root-relative MPJPE) errors.
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/viz.explorer.html.md"""
 

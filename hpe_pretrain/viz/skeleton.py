@@ -1,5 +1,10 @@
-"""Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera
-frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button.
+"""Plotly figures of poses: 3D skeletons (one, or ground truth and prediction overlaid) with an optional camera frustum, 2D skeletons on an image-sized canvas, and animations with a frame slider and a play button.
+
+Shapes: `J` joints of a named `Skeleton`, `T` frames. A 3D pose is `(J, 3)`, a 3D clip `(T, J, 3)`, in
+**metres** by default (`unit='mm'` for millimetres: it only changes labels and the frustum size); a 2D pose is
+`(J, 2)` in **pixels** (x right, y down, as in images). Several poses are overlaid by passing a mapping
+`name -> array` (e.g. `{'ground truth': gt, 'prediction': pred}`); the first gets `PALETTES[0]`, the second
+`PALETTES[1]`, …
 
 Docs: https://hpe-pretrain.github.io/hpe_pretrain/viz.skeleton.html.md"""
 
