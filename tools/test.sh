@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command (b): set up if needed, then run every default test —
-# ruff F on the exported package, notebook cells (nbdev-test), pytest, and the export/clean sync check.
+# ruff F, the export/clean sync check, notebook cells (nbdev-test), pytest, and the docs site (tools/docs.sh).
 # Slow tests run separately: `nbdev-test --flags slow` and `pytest -m slow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +20,6 @@ echo "== pytest"
 set +e; pytest -q; rc=$?; set -e
 # pytest exits 5 when no test was collected: not a failure of the suite
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then exit "$rc"; fi
+echo "== docs: the Quarto site built from the notebooks, 0 warnings, 0 broken internal links or anchors"
+bash tools/docs.sh
 echo "all checks passed"

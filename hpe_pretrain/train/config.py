@@ -215,8 +215,8 @@ _RANGES = {  # dotted key -> (min, max) inclusive (None: unbounded), or a list o
     'train.early_stopping_patience': _NONNEG, 'finetune.fraction': (1e-9, 1), 'scratch.fraction': (1e-9, 1),
     'train.pct_start': (0, 1), 'train.exp_gamma': (1e-9, 1), 'augment.rotate_deg': (0, 180), 'augment.scale': (0, 0.99),
     'augment.jitter_px': _NONNEG, 'eval.pck_joints': [14, 17], 'eval.aggregation': ['action-wise', 'frame-wise'],
-    'train.schedule': ['one_cycle', 'cosine', 'exp'], 'train.precision': ['auto', 'fp32', 'bf16', 'fp16'], 'train.optimizer': ['adamw', 'fastai'],
-    'pretrain.objective': ['mpm', 'motionbert'], 'data.image_size': ['standard', 'metadata']}
+    'train.schedule': ['one_cycle', 'cosine', 'exp'], 'train.precision': ['auto', 'fp32', 'bf16', 'fp16'], 'train.optimizer': ['auto', 'adamw', 'fastai'],
+    'pretrain.objective': ['mpm', 'motionbert'], 'data.image_size': ['standard', 'metadata'], 'data.in_memory': ['auto', True, False]}
 
 def _ranges(cfg:DictConfig) -> dict:
     "Dotted key -> rule of every ranged key of `cfg`: `_RANGES`, and the model's from its schema's fields."

@@ -32,7 +32,8 @@ from .callbacks import PoseLearner, EpochSeedCallback, NaNGuardCallback, Through
 # %% auto #0
 __all__ = ['UNUSED_FIELDS', 'mpjpe_mm', 'p_mpjpe_mm', 'OPTIMIZERS', 'ToXY', 'ToDevice', 'feed_device', 'LiftTask', 'MPMTask',
            'LiftLoss', 'mpm_mask', 'MPMLoss', 'learner_metric', 'lift_metrics', 'mpm_px', 'mpm_metrics', 'task_monitor',
-           'DecayGroupsWrapper', 'decay_groups', 'adamw', 'activation_bytes', 'checkpoint_needed', 'pose_learner']
+           'resolve_optimizer', 'DecayGroupsWrapper', 'decay_groups', 'adamw', 'activation_bytes', 'checkpoint_needed',
+           'pose_learner']
 
 # %% ../../nbs/03k_train.learner.ipynb #e0019b2e
 class ToXY(Transform):
@@ -154,7 +155,15 @@ def task_monitor(task:str, # 'lift' or 'mpm'
     return lift_metrics()[0].name if task == 'lift' else mpm_px.__name__
 
 # %% ../../nbs/03k_train.learner.ipynb #9567a584
-OPTIMIZERS = ('adamw', 'fastai')
+OPTIMIZERS = ('auto', 'adamw', 'fastai')
+
+def resolve_optimizer(optimizer:str, # 'auto', 'adamw' or 'fastai'
+                      device:torch.device|str|None, # the training device
+                     ) -> str: # 'adamw' or 'fastai'
+    "`train.optimizer` with `auto` resolved: torch's fused AdamW on CUDA, fastai's Adam elsewhere."
+    if optimizer not in OPTIMIZERS: raise ValueError(f"train.optimizer={optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+    if optimizer != 'auto': return optimizer
+    return 'adamw' if device is not None and torch.device(device).type == 'cuda' else 'fastai'
 
 class DecayGroupsWrapper(OptimWrapper):
     "fastai's `OptimWrapper` that scales weight decay by each parameter group's `wd_mult` (0: norms and biases)."
@@ -208,7 +217,7 @@ def pose_learner(dls:DataLoaders, # DataLoaders whose last batch transform is `T
                  seed:int=0, # per-epoch seeding of shuffling, dropout and random transforms
                  clip_grad:float|None=1.0, # max gradient norm (None: no clipping)
                  wd:float=0.01, # decoupled weight decay (AdamW-style)
-                 optimizer:str='adamw', # 'adamw' (torch's, fused on CUDA) or 'fastai' (fastai's Adam)
+                 optimizer:str='adamw', # 'adamw' (torch's, fused on CUDA), 'fastai' (fastai's Adam) or 'auto' (`resolve_optimizer`)
                  path:str|Path='.', # fastai `Learner.path`
                  cbs:Sequence[Callback]=(), # extra callbacks
                 ) -> PoseLearner:
@@ -217,8 +226,8 @@ def pose_learner(dls:DataLoaders, # DataLoaders whose last batch transform is `T
         module, loss, metrics = LiftTask(model), LiftLoss(loss_weights or {'mpjpe': 1., 'n_mpjpe': .5, 'velocity': 1.}, bones), lift_metrics()
     elif task == 'mpm': module, loss, metrics = MPMTask(model, _n_masked(dls)), MPMLoss(), mpm_metrics()
     else: raise ValueError(f"task={task!r}; expected 'lift' or 'mpm'")
-    if optimizer not in OPTIMIZERS: raise ValueError(f"train.optimizer={optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     dev = getattr(dls, 'device', None)
+    optimizer = resolve_optimizer(optimizer, dev)
     if dev is not None: module.to(dev)   # now, not when the fit starts: a resumed optimizer state goes where the parameters are
     opt = dict(opt_func=adamw(dev or 'cpu'), splitter=decay_groups) if optimizer == 'adamw' else {}
     tp = ThroughputCallback()

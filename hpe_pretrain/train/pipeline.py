@@ -39,7 +39,7 @@ from .evaluate import evaluate_model, write_samples
 from ..models.layers import set_checkpointing
 from .callbacks import (CheckpointCallback, load_checkpoint, resume_epoch, precision_callbacks,
                                           resolve_precision, fit_scheduled, PlainLogCallback, PoseTensorBoard)
-from .learner import pose_learner, ToXY, feed_device, activation_bytes, checkpoint_needed, task_monitor
+from .learner import pose_learner, resolve_optimizer, ToXY, feed_device, activation_bytes, checkpoint_needed, task_monitor
 from .metrics import H36M_METRICS
 from .distributed import world, ddp_callback, weights_digest, init_distributed
 
@@ -386,6 +386,7 @@ def _fit(cfg:DictConfig, run:RunDir, progress:bool, overwrite:bool=False) -> dic
     dev = device_of(cfg)
     if ws > 1: dev = init_distributed(dev)   # the rank's GPU chosen before the process group; long timeout (rank 0 evaluates alone)
     if cfg.run.num_threads: torch.set_num_threads(cfg.run.num_threads)
+    if cfg.train.optimizer == 'auto': cfg.train.optimizer = resolve_optimizer('auto', dev)   # config.yaml records the one used
     changes = check_resume_config(cfg, run.config) if cfg.run.resume else []
     if rank == 0 and not (cfg.run.resume and run.config.exists()): save_config(cfg, run.config)   # a resumed run keeps its own
     if rank == 0 and changes: print(f"resuming {run} with {'; '.join(changes)} (its config.yaml is kept; summary.json records the changes)")

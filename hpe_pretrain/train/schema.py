@@ -78,7 +78,7 @@ class TrainConfig:
     clip_grad: Optional[float] = 1.0    # max gradient norm (null: off)
     precision: str = 'auto'             # auto (bf16 on CUDA if supported, else fp32) | fp32 | bf16 | fp16
     compile: bool = False               # torch.compile the model (what each stage calls: masked pose modelling compiles forward_mpm)
-    optimizer: str = 'adamw'            # adamw (torch's, fused on CUDA; fastai Adam's defaults) | fastai (fastai's Adam: runs saved before this key)
+    optimizer: str = 'auto'             # auto: adamw on CUDA, fastai on the CPU (CPU results as before adamw existed) | adamw (torch's, fused on CUDA) | fastai (fastai's Adam)
     checkpoint_activations: Optional[bool] = None  # recompute each block in the backward pass (far less memory, ~1/3 more compute); null: on a GPU when the batch would not fit
     early_stopping_patience: int = 0    # epochs without improvement before stopping (0: off)
     early_stopping_min_delta: float = 0.0  # smallest change of the monitored value that counts as improvement
