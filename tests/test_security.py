@@ -113,7 +113,7 @@ def _assert_cli_refused(r, path:Path, marker:Path):
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
     lines = [l for l in r.stderr.splitlines() if l.strip()]   # (fit also reports building the data cache there)
     assert 'Traceback' not in r.stderr and [l for l in lines if 'error' in l.lower()] == lines[-1:], r.stderr
-    assert lines[-1].startswith(f'hpe-pretrain {r.args[1]}: error: {path}: not a readable checkpoint ('), lines[-1]
+    assert lines[-1].startswith(f'hpe-pretrain {r.args[len(HPE)]}: error: {path}: not a readable checkpoint ('), lines[-1]
     assert not marker.exists()
 
 def test_cli_eval_refuses_code(tmp_path):

@@ -11,7 +11,7 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/train.pipeline.html.md"""
 
 # %% ../../nbs/03m_train.pipeline.ipynb #d5f5db24
 from __future__ import annotations
-import hashlib, json, os, shutil, sys, time
+import copy, hashlib, json, os, shutil, sys, time
 from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
@@ -279,7 +279,9 @@ def check_resume_config(cfg:DictConfig, # the config of the resumed run
                        ) -> list[str]: # the keys the resumed run changes ('key: old -> new'; see `resume_changes`)
     "ConfigError naming every key outside `RESUMABLE` that differs from the run being resumed (model, data, optimisation)."
     if not Path(saved).exists(): return []
-    return resume_changes(load_saved_config(saved), cfg, str(Path(saved).parent))
+    old = load_saved_config(saved)
+    if cfg.train.optimizer == 'auto': cfg = copy.deepcopy(cfg); cfg.train.optimizer = old.train.optimizer   # auto: the run's own
+    return resume_changes(old, cfg, str(Path(saved).parent))
 
 # %% ../../nbs/03m_train.pipeline.ipynb #6097fece
 def pretrain_sources(cfg:DictConfig, # the composed config
@@ -386,7 +388,9 @@ def _fit(cfg:DictConfig, run:RunDir, progress:bool, overwrite:bool=False) -> dic
     dev = device_of(cfg)
     if ws > 1: dev = init_distributed(dev)   # the rank's GPU chosen before the process group; long timeout (rank 0 evaluates alone)
     if cfg.run.num_threads: torch.set_num_threads(cfg.run.num_threads)
-    if cfg.train.optimizer == 'auto': cfg.train.optimizer = resolve_optimizer('auto', dev)   # config.yaml records the one used
+    if cfg.train.optimizer == 'auto':   # config.yaml records the one used: a resumed run's own, else the device's
+        cfg.train.optimizer = (load_saved_config(run.config).train.optimizer if cfg.run.resume and run.config.exists()
+                               else resolve_optimizer('auto', dev))
     changes = check_resume_config(cfg, run.config) if cfg.run.resume else []
     if rank == 0 and not (cfg.run.resume and run.config.exists()): save_config(cfg, run.config)   # a resumed run keeps its own
     if rank == 0 and changes: print(f"resuming {run} with {'; '.join(changes)} (its config.yaml is kept; summary.json records the changes)")
