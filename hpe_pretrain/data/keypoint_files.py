@@ -13,6 +13,7 @@ Docs: https://hpe-pretrain.github.io/hpe_pretrain/data.keypoint_files.html.md"""
 # %% ../../nbs/00u_data.keypoint_files.ipynb #035bb152
 from __future__ import annotations
 import json, math, re, warnings
+from collections.abc import Callable
 from pathlib import Path
 import numpy as np
 from .files import write_text_atomic
@@ -167,18 +168,27 @@ def _frames(tracks) -> list:
     return sorted(((int(f), t, i) for t in tracks for i, f in enumerate(t.frames)), key=lambda x: x[0])
 
 # %% ../../nbs/00u_data.keypoint_files.ipynb #7d3bab41
+def _detection_list(path: str | Path, # a JSON list of detections (COCO results, AlphaPose)
+                    frame: Callable, # `image_id` -> frame number, as `_int(value, path, field)`
+                    track_key: str, # the field holding the track id
+                    track: Callable, # its value -> track id, as `_track_id(value, path, field)`
+                   ) -> tuple[list[tuple], str | None]: # ([(frame, (J, 2) xy, (J,) score, track id)], the joint set of the keypoint count)
+    "The detections of a JSON list whose items hold `image_id`, flat `keypoints` triples and a track id."
+    data, dets, j = _load_json(path), [], None
+    if not isinstance(data, list) or not data: raise _err(path, 'file', "expected a non-empty JSON list of detections")
+    for n, d in enumerate(data):
+        kp, s, j = _triples(_get(d, 'keypoints', path, f'[{n}]'), path, f'[{n}].keypoints', _BODY_COUNTS)
+        dets.append((frame(_get(d, 'image_id', path, f'[{n}]'), path, f'[{n}].image_id'), kp, s, track(d.get(track_key), path, f'[{n}].{track_key}')))
+    if len({len(d[1]) for d in dets}) > 1: raise _err(path, 'keypoints', "detections with different numbers of keypoints")
+    return dets, j
+
 def read_coco_results(path: str | Path,                    # a COCO keypoint results JSON
                       image_size: tuple[int, int] | None = None, # (W, H) px; the file has none
                       track_ids: bool = True,                # use `track_id` when every detection has one
                       joints: str | None = None,            # override the joint set name (same count)
                      ) -> list[KeypointTrack]:
     "Tracks of a COCO results file: frame = `image_id`; the third values are flags when all are 0/1/2, else scores."
-    data, dets = _load_json(path), []
-    if not isinstance(data, list) or not data: raise _err(path, 'file', "expected a non-empty JSON list of detections")
-    for n, d in enumerate(data):
-        kp, s, j = _triples(_get(d, 'keypoints', path, f'[{n}]'), path, f'[{n}].keypoints', _BODY_COUNTS)
-        dets.append((_int(_get(d, 'image_id', path, f'[{n}]'), path, f'[{n}].image_id'), kp, s, _track_id(d.get('track_id'), path, f'[{n}].track_id')))
-    if len({len(d[1]) for d in dets}) > 1: raise _err(path, 'keypoints', "detections with different numbers of keypoints")
+    dets, j = _detection_list(path, _int, 'track_id', _track_id)
     return _tracks(dets, path, _joints(j, joints, path), _size(image_size, None, path), track_ids, 'auto')
 
 def write_coco_results(tracks: list[KeypointTrack], # coco17 (or halpe26) tracks
@@ -258,12 +268,7 @@ def read_alphapose(path: str | Path,                    # AlphaPose `alphapose-r
                    joints: str | None = None,            # override the joint set name (same count)
                   ) -> list[KeypointTrack]:
     "Tracks of AlphaPose results: frame = the number in `image_id`, 17 (coco17) or 26 (halpe26) keypoints, scores."
-    data, dets = _load_json(path), []
-    if not isinstance(data, list) or not data: raise _err(path, 'file', "expected a non-empty JSON list of detections")
-    for n, d in enumerate(data):
-        kp, s, j = _triples(_get(d, 'keypoints', path, f'[{n}]'), path, f'[{n}].keypoints', _BODY_COUNTS)
-        dets.append((_frame_of(_get(d, 'image_id', path, f'[{n}]'), path, f'[{n}].image_id'), kp, s, _alphapose_idx(d.get('idx'), path, f'[{n}].idx')))
-    if len({len(d[1]) for d in dets}) > 1: raise _err(path, 'keypoints', "detections with different numbers of keypoints")
+    dets, j = _detection_list(path, _frame_of, 'idx', _alphapose_idx)
     same = len({d[3] for d in dets}) == 1                    # everyone 0: AlphaPose without tracking
     return _tracks(dets, path, _joints(j, joints, path), _size(image_size, None, path), track_ids and not same)
 
