@@ -417,14 +417,14 @@ def _fit(cfg:DictConfig, run:RunDir, progress:bool, overwrite:bool=False) -> dic
         for stage, model in models.items():
             res = evaluate_model(model, cache, cfg.data.clip_len, out=run.stage_results(stage), aggregation=cfg.eval.aggregation,
                                  flip_tta=cfg.eval.flip_tta, skip_list=cfg.eval.skip_list, stride=cfg.eval.stride,
-                                 split=cfg.data.valid_split, device=dev, pck_joints=cfg.eval.pck_joints)
+                                 split=cfg.data.valid_split, device=dev, pck_joints=cfg.eval.pck_joints, progress=progress)
             results[stage] = dict(res.summary)
             write_samples(model, cache, run.stage_results(stage)/'samples.npz', cfg.data.clip_len, cfg.data.valid_split, device=dev)
             if progress: print(f"== evaluation of {stage} ({cfg.data.valid_split} split)\n{res}")
             for name, (other, split) in also.items():   # cross-dataset: the model's joints permuted to the other cache's
                 res = evaluate_model(model, other, cfg.data.clip_len, out=run.stage_results(f'{stage}_on_{name}'), aggregation=cfg.eval.aggregation,
                                      flip_tta=cfg.eval.flip_tta, stride=cfg.eval.stride, split=split, device=dev,
-                                     model_joints=cfg.data.joints, pck_joints=cfg.eval.pck_joints)
+                                     model_joints=cfg.data.joints, pck_joints=cfg.eval.pck_joints, progress=progress)
                 results[f'{stage} on {name}'] = dict(res.summary)
                 if progress: print(f"== evaluation of {stage} on {name} ({split} split)\n{res}")
     summary = dict(run=str(run), cache=os.path.abspath(cache), input_2d=input_2d, stages=recs, results=results, resumed_with=changes,
